@@ -1,0 +1,567 @@
+/**
+ * `Model`: a handle on a native network, with prediction, training, white-noise analysis and
+ * input gradients.
+ * @module
+ */
+import { NativeError, StatusCode, unwrap } from "./errors.ts";
+import { errorBuffer, native, readText, utf8 } from "./native.ts";
+
+/** Names of the built-in networks. */
+export const MODEL_NAMES = ["smaller", "larger", "mlp", "logreg", "n1", "n2", "n3"] as const;
+/** A built-in network's name. */
+export type ModelName = typeof MODEL_NAMES[number];
+
+/** Options for {@linkcode Model.create}. */
+export interface ModelOptions {
+  /** Number of classes. @default 10 */
+  classes?: number;
+  /** Residual blocks per stage of `larger`. @default [2, 1, 3, 2] */
+  blocks?: number[];
+  /** Seed of the weight initialisation. @default 0 */
+  seed?: number;
+  /** Pixel mean used to normalise inputs. @default 0 */
+  mean?: number;
+  /** Pixel standard deviation used to normalise inputs. @default 1 */
+  std?: number;
+  /** Device to run on. @default "cpu" */
+  device?: "cpu" | "cuda" | "auto";
+}
+
+/** A tappable layer as reported by the native library. */
+export interface LayerInfo {
+  name: string;
+  kind: "conv" | "fc";
+  channels: number;
+  height: number;
+  width: number;
+  /** Receptive-field size on the input, in pixels. */
+  rf: number;
+  stride: number;
+  offset: number;
+}
+
+/** What {@linkcode Model.info} returns. */
+export interface ModelInfo {
+  model: ModelName;
+  classes: number;
+  blocks: number[];
+  parameters: number;
+  layers: LayerInfo[];
+  mean: number;
+  std: number;
+  device: "cpu" | "cuda";
+  step: number;
+}
+
+/** Loss and accuracy of a pass over a dataset. */
+export interface Metrics {
+  loss: number;
+  accuracy: number;
+}
+
+/** Options of one training epoch. */
+export interface EpochOptions {
+  /** @default 128 */
+  batchSize?: number;
+  /** @default 1e-3 */
+  lrMax?: number;
+  /** @default 1e-5 */
+  lrMin?: number;
+  /** @default 1e-4 */
+  weightDecay?: number;
+  /** Steps of the whole run, where the cosine schedule ends. */
+  totalSteps: number;
+  /** @default "adam" */
+  optimizer?: "adam" | "sgd";
+  /** SGD momentum. @default 0.9 */
+  momentum?: number;
+  /** @default false */
+  nesterov?: boolean;
+  /** @default 0 */
+  seed?: number;
+  /** Epoch index, which keys the shuffle. */
+  epoch: number;
+}
+
+/** Options of {@linkcode Model.analyse}. */
+export interface AnalysisOptions {
+  /** Noise samples when no images are given. @default 10000 */
+  samples?: number;
+  /** @default 500 */
+  batchSize?: number;
+  /** @default 0 */
+  seed?: number;
+  /** @default "uniform" */
+  noise?: "uniform" | "gaussian";
+  /** Gaussian mean in pixel units. @default 0.5 */
+  noiseMean?: number;
+  /** Gaussian std in pixel units. @default 0.25 */
+  noiseStd?: number;
+  /** Stimulus = gamma * image + (1 - gamma) * noise. @default 0 */
+  gamma?: number;
+  /** A 784-pixel pattern added with `weight`. */
+  pattern?: number[];
+  /** @default 0 */
+  weight?: number;
+  /** Confidence threshold of the thresholded classification images. @default 0.9 */
+  threshold?: number;
+  /** Samples that feed STA and activation statistics. @default 10000 */
+  staSamples?: number;
+  /** Layers to analyse; all but the logits by default. */
+  layers?: string[];
+}
+
+/** A named n-dimensional float array. */
+export interface NdArray {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Called while a long native call runs. */
+export type ProgressCallback = (done: number, total: number) => void;
+
+async function withProgress<T>(
+  run: (counters: BigUint64Array<ArrayBuffer>) => Promise<T>,
+  onProgress?: ProgressCallback,
+): Promise<T> {
+  const counters = new BigUint64Array(2);
+  const poll = () => onProgress?.(Number(counters[0]), Number(counters[1]));
+  const timer = onProgress ? setInterval(poll, 200) : undefined;
+  try {
+    const result = await run(counters);
+    poll();
+    return result;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function checkImages(images: Float32Array, what = "images"): number {
+  if (!(images instanceof Float32Array) || images.length === 0 || images.length % 784 !== 0) {
+    throw new RangeError(
+      `${what}: expected a non-empty Float32Array of n x 784 pixels, got ${
+        images?.length ?? typeof images
+      } values`,
+    );
+  }
+  return images.length / 784;
+}
+
+const registry = new FinalizationRegistry<bigint>((handle) => {
+  try {
+    native().wna_free(handle, null, 0n);
+  } catch { /* the process is going away */ }
+});
+
+/**
+ * A native network. Free it with `using` or `close()`.
+ *
+ * @example
+ * ```ts
+ * import { Model } from "./model.ts";
+ * using model = Model.create("logreg", { seed: 1 });
+ * const logits = await model.predict(new Float32Array(784));
+ * console.assert(logits.length === 10);
+ * ```
+ */
+export class Model {
+  #handle: bigint | undefined;
+  #info: ModelInfo | undefined;
+
+  private constructor(handle: bigint) {
+    this.#handle = handle;
+    registry.register(this, handle, this);
+  }
+
+  /**
+   * Builds a freshly initialised network.
+   * @param name one of {@linkcode MODEL_NAMES}
+   * @param options classes, seed, normalisation, device
+   * @returns the model
+   */
+  static create(name: string, options: ModelOptions = {}): Model {
+    if (!(MODEL_NAMES as readonly string[]).includes(name)) {
+      throw new NativeError(
+        StatusCode.UnknownModel,
+        `unknown model "${name}" (expected ${MODEL_NAMES.join(", ")})`,
+      );
+    }
+    const spec = utf8(JSON.stringify({ model: name, ...options }));
+    const out = new BigUint64Array(1);
+    const err = errorBuffer();
+    unwrap(native().wna_model_new(spec, BigInt(spec.length), out, err, BigInt(err.length)), err);
+    return new Model(out[0]);
+  }
+
+  /** The native handle; throws once closed. */
+  get handle(): bigint {
+    if (this.#handle === undefined) {
+      throw new NativeError(StatusCode.BadHandle, "model: used after close()");
+    }
+    return this.#handle;
+  }
+
+  /** Frees the native model; idempotent. */
+  close(): void {
+    if (this.#handle === undefined) return;
+    const err = errorBuffer();
+    const h = this.#handle;
+    this.#handle = undefined;
+    registry.unregister(this);
+    unwrap(native().wna_free(h, err, BigInt(err.length)), err);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** @returns name, parameter count, layers with shapes and receptive fields */
+  info(): ModelInfo {
+    if (this.#info) return this.#info;
+    const h = this.handle;
+    const lib = native();
+    const text = readText((buf, len, err) =>
+      lib.wna_model_info(h, buf, BigInt(buf.length), len, err, BigInt(err.length))
+    );
+    this.#info = JSON.parse(text) as ModelInfo;
+    return this.#info;
+  }
+
+  #io(path: string, what: 0 | 1, save: 0 | 1): void {
+    const p = utf8(path);
+    const err = errorBuffer();
+    unwrap(
+      native().wna_model_io(this.handle, p, BigInt(p.length), what, save, err, BigInt(err.length)),
+      err,
+    );
+  }
+
+  /** Writes the weights (batch-norm statistics included) as safetensors, atomically. */
+  saveWeights(path: string): void {
+    const tmp = `${path}.${Deno.pid}.tmp`;
+    this.#io(tmp, 0, 1);
+    Deno.renameSync(tmp, path);
+  }
+
+  /** Loads safetensors weights saved from the same architecture. */
+  loadWeights(path: string): void {
+    this.#io(path, 0, 0);
+    this.#info = undefined;
+  }
+
+  /** Writes the optimiser state (for `--resume`), atomically. */
+  saveOptimizer(path: string): void {
+    const tmp = `${path}.${Deno.pid}.tmp`;
+    this.#io(tmp, 1, 1);
+    Deno.renameSync(tmp, path);
+  }
+
+  /** Restores the optimiser state written by {@linkcode Model.saveOptimizer}. */
+  loadOptimizer(path: string): void {
+    this.#io(path, 1, 0);
+    this.#info = undefined;
+  }
+
+  /**
+   * Logits of pixel-space images (values in [0, 1]).
+   * @param images n x 784 pixels
+   * @returns n x classes logits
+   */
+  async predict(images: Float32Array): Promise<Float32Array> {
+    const n = checkImages(images);
+    const out = new Float32Array(n * this.info().classes);
+    const err = errorBuffer();
+    unwrap(
+      await native().wna_predict(
+        this.handle,
+        images,
+        BigInt(images.length),
+        out,
+        BigInt(out.length),
+        err,
+        BigInt(err.length),
+      ),
+      err,
+    );
+    return out;
+  }
+
+  /**
+   * Activations of a named layer (see `info().layers`).
+   * @param images n x 784 pixels
+   * @param layer layer name, e.g. "conv1"
+   * @returns n x channels x height x width values
+   */
+  async activations(images: Float32Array, layer: string): Promise<Float32Array> {
+    const n = checkImages(images);
+    const info = this.info().layers.find((l) => l.name === layer);
+    if (!info) {
+      throw new RangeError(
+        `unknown layer "${layer}" (expected ${this.info().layers.map((l) => l.name).join(", ")})`,
+      );
+    }
+    const out = new Float32Array(n * info.channels * info.height * info.width);
+    const name = utf8(layer);
+    const err = errorBuffer();
+    unwrap(
+      await native().wna_activations(
+        this.handle,
+        images,
+        BigInt(images.length),
+        name,
+        BigInt(name.length),
+        out,
+        BigInt(out.length),
+        err,
+        BigInt(err.length),
+      ),
+      err,
+    );
+    return out;
+  }
+
+  /** Adds `delta` to `channel` of `layer` in every inference pass until cleared. */
+  setStimulation(layer: string, channel: number, delta: number): void {
+    const name = utf8(layer);
+    const err = errorBuffer();
+    unwrap(
+      native().wna_set_stimulation(
+        this.handle,
+        name,
+        BigInt(name.length),
+        BigInt(channel),
+        delta,
+        err,
+        BigInt(err.length),
+      ),
+      err,
+    );
+  }
+
+  /** Removes any stimulation. */
+  clearStimulation(): void {
+    this.setStimulation("", -1, 0);
+  }
+
+  /**
+   * Trains one epoch on shuffled mini-batches.
+   * @param images n x 784 pixels
+   * @param labels n class ids
+   * @param options schedule, optimiser, seed
+   * @param onProgress called with images done so far
+   * @returns mean training loss and accuracy
+   */
+  async trainEpoch(
+    images: Float32Array,
+    labels: Uint8Array,
+    options: EpochOptions,
+    onProgress?: ProgressCallback,
+  ): Promise<Metrics> {
+    checkImages(images);
+    const opts = utf8(JSON.stringify(options));
+    const metrics = new Float64Array(2);
+    const err = errorBuffer();
+    const h = this.handle;
+    await withProgress(async (counters) =>
+      unwrap(
+        await native().wna_train_epoch(
+          h,
+          images,
+          BigInt(images.length),
+          labels,
+          BigInt(labels.length),
+          opts,
+          BigInt(opts.length),
+          counters,
+          metrics,
+          err,
+          BigInt(err.length),
+        ),
+        err,
+      ), onProgress);
+    this.#info = undefined;
+    return { loss: metrics[0], accuracy: metrics[1] };
+  }
+
+  /** Loss and accuracy in inference mode. */
+  async evaluate(
+    images: Float32Array,
+    labels: Uint8Array,
+    onProgress?: ProgressCallback,
+  ): Promise<Metrics> {
+    checkImages(images);
+    const metrics = new Float64Array(2);
+    const err = errorBuffer();
+    const h = this.handle;
+    await withProgress(async (counters) =>
+      unwrap(
+        await native().wna_evaluate(
+          h,
+          images,
+          BigInt(images.length),
+          labels,
+          BigInt(labels.length),
+          counters,
+          metrics,
+          err,
+          BigInt(err.length),
+        ),
+        err,
+      ), onProgress);
+    return { loss: metrics[0], accuracy: metrics[1] };
+  }
+
+  /**
+   * Streams white noise (or noisy/shifted images) through the model and accumulates
+   * classification images, the bias histogram, spike-triggered averages and activation
+   * statistics. Memory does not grow with `samples`.
+   * @param images real images to mix with noise, or `null` for pure noise
+   * @param options samples, noise, gamma, pattern, layers
+   * @param onProgress called with samples done so far
+   * @returns named arrays (`counts`, `classImages`, `sta/<layer>/centre`, …)
+   */
+  async analyse(
+    images: Float32Array | null,
+    options: AnalysisOptions = {},
+    onProgress?: ProgressCallback,
+  ): Promise<Record<string, NdArray>> {
+    if (images) checkImages(images);
+    const opts = utf8(JSON.stringify(options));
+    const out = new BigUint64Array(1);
+    const err = errorBuffer();
+    const h = this.handle;
+    await withProgress(async (counters) =>
+      unwrap(
+        await native().wna_analyse(
+          h,
+          images,
+          BigInt(images?.length ?? 0),
+          opts,
+          BigInt(opts.length),
+          counters,
+          out,
+          err,
+          BigInt(err.length),
+        ),
+        err,
+      ), onProgress);
+    return readArrays(out[0]);
+  }
+
+  /**
+   * Gradient of the summed cross-entropy with respect to the pixels, in inference mode.
+   * @returns gradients (n x 784) and the summed loss
+   */
+  async inputGradients(
+    images: Float32Array,
+    labels: Uint8Array,
+  ): Promise<{ gradients: Float32Array; loss: number }> {
+    checkImages(images);
+    const out = new Float32Array(images.length);
+    const loss = new Float64Array(1);
+    const err = errorBuffer();
+    unwrap(
+      await native().wna_input_gradients(
+        this.handle,
+        images,
+        BigInt(images.length),
+        labels,
+        BigInt(labels.length),
+        out,
+        BigInt(out.length),
+        loss,
+        err,
+        BigInt(err.length),
+      ),
+      err,
+    );
+    return { gradients: out, loss: loss[0] };
+  }
+
+  /** FGSM adversarial images `clip(x + eps * sign(grad), 0, 1)`. */
+  async fgsm(images: Float32Array, labels: Uint8Array, eps: number): Promise<Float32Array> {
+    checkImages(images);
+    const out = new Float32Array(images.length);
+    const err = errorBuffer();
+    unwrap(
+      await native().wna_fgsm(
+        this.handle,
+        images,
+        BigInt(images.length),
+        labels,
+        BigInt(labels.length),
+        eps,
+        out,
+        BigInt(out.length),
+        err,
+        BigInt(err.length),
+      ),
+      err,
+    );
+    return out;
+  }
+}
+
+/** Copies every array out of a native array set, then frees it. */
+function readArrays(handle: bigint): Record<string, NdArray> {
+  const lib = native();
+  try {
+    const manifest = JSON.parse(
+      readText((buf, len, err) =>
+        lib.wna_arrays_manifest(handle, buf, BigInt(buf.length), len, err, BigInt(err.length))
+      ),
+    ) as Record<string, number[]>;
+    const result: Record<string, NdArray> = {};
+    for (const [name, shape] of Object.entries(manifest)) {
+      const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      const n = utf8(name);
+      const err = errorBuffer();
+      unwrap(
+        lib.wna_arrays_read(
+          handle,
+          n,
+          BigInt(n.length),
+          data,
+          BigInt(data.length),
+          err,
+          BigInt(err.length),
+        ),
+        err,
+      );
+      result[name] = { shape, data };
+    }
+    return result;
+  } finally {
+    lib.wna_free(handle, null, 0n);
+  }
+}
+
+/**
+ * Cosine-similarity scores of images against class templates (mean-removed, L2-normalised).
+ * @param templates classes x 784 values
+ * @param images n x 784 pixels
+ * @returns n x classes scores
+ */
+export async function templateScores(
+  templates: Float32Array,
+  images: Float32Array,
+): Promise<Float32Array> {
+  const n = checkImages(images);
+  const classes = checkImages(templates, "templates");
+  const out = new Float32Array(n * classes);
+  const err = errorBuffer();
+  unwrap(
+    await native().wna_template_scores(
+      templates,
+      BigInt(classes),
+      images,
+      BigInt(images.length),
+      out,
+      BigInt(out.length),
+      err,
+      BigInt(err.length),
+    ),
+    err,
+  );
+  return out;
+}

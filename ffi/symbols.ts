@@ -1,0 +1,145 @@
+/** The native library's exports. Every function returns an i32 status (see `errors.ts`). */
+export const symbols = {
+  /** (buf: *mut u8, cap: usize, len_out: *mut usize) */
+  wna_version: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
+  /** (spec: *const u8, spec_len: usize, handle_out: *mut u64, err: *mut u8, err_cap: usize) */
+  wna_model_new: { parameters: ["buffer", "usize", "buffer", "buffer", "usize"], result: "i32" },
+  /** (handle: u64, err: *mut u8, err_cap: usize) */
+  wna_free: { parameters: ["u64", "buffer", "usize"], result: "i32" },
+  /** (handle: u64, buf: *mut u8, cap: usize, len_out: *mut usize, err: *mut u8, err_cap: usize) */
+  wna_model_info: {
+    parameters: ["u64", "buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  /** (handle: u64, path: *const u8, path_len: usize, what: u32, save: u32, err, err_cap) */
+  wna_model_io: {
+    parameters: ["u64", "buffer", "usize", "u32", "u32", "buffer", "usize"],
+    result: "i32",
+  },
+  /** (handle: u64, pixels: *const f32, n: usize, out: *mut f32, out_len: usize, err, err_cap) */
+  wna_predict: {
+    parameters: ["u64", "buffer", "usize", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (handle: u64, pixels: *const f32, n: usize, layer: *const u8, layer_len: usize,
+   *  out: *mut f32, out_len: usize, err, err_cap) */
+  wna_activations: {
+    parameters: ["u64", "buffer", "usize", "buffer", "usize", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (handle: u64, layer: *const u8, layer_len: usize, channel: i64, delta: f32, err, err_cap) */
+  wna_set_stimulation: {
+    parameters: ["u64", "buffer", "usize", "i64", "f32", "buffer", "usize"],
+    result: "i32",
+  },
+  /** (handle: u64, pixels: *const f32, n: usize, labels: *const u8, n_labels: usize,
+   *  options: *const u8, options_len: usize, progress: *mut u64, metrics_out: *mut f64, err, cap) */
+  wna_train_epoch: {
+    parameters: [
+      "u64",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (handle: u64, pixels: *const f32, n: usize, labels: *const u8, n_labels: usize,
+   *  progress: *mut u64, metrics_out: *mut f64, err, err_cap) */
+  wna_evaluate: {
+    parameters: [
+      "u64",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (handle: u64, pixels: *const f32 (nullable), n: usize, options: *const u8, options_len: usize,
+   *  progress: *mut u64, handle_out: *mut u64, err, err_cap) */
+  wna_analyse: {
+    parameters: [
+      "u64",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (handle: u64, buf: *mut u8, cap: usize, len_out: *mut usize, err, err_cap) */
+  wna_arrays_manifest: {
+    parameters: ["u64", "buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  /** (handle: u64, name: *const u8, name_len: usize, out: *mut f32, out_len: usize, err, cap) */
+  wna_arrays_read: {
+    parameters: ["u64", "buffer", "usize", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+  },
+  /** (templates: *const f32, classes: usize, pixels: *const f32, n: usize, out: *mut f32,
+   *  out_len: usize, err, err_cap) */
+  wna_template_scores: {
+    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (handle: u64, pixels: *const f32, n: usize, labels: *const u8, n_labels: usize,
+   *  out: *mut f32, out_len: usize, loss_out: *mut f64, err, err_cap) */
+  wna_input_gradients: {
+    parameters: [
+      "u64",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (handle: u64, pixels: *const f32, n: usize, labels: *const u8, n_labels: usize, eps: f32,
+   *  out: *mut f32, out_len: usize, err, err_cap) */
+  wna_fgsm: {
+    parameters: [
+      "u64",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "f32",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (err: *mut u8, err_cap: usize): panics on purpose, for the tests. */
+  wna_debug_panic: { parameters: ["buffer", "usize"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;

@@ -1,0 +1,687 @@
+//! The C ABI that `ffi/native.ts` binds. Every export returns a status code (`error::Code`) and
+//! writes its message into a caller-owned buffer, never a thread-local, because Deno runs
+//! `nonblocking` calls on other threads. Panics are caught here and never cross the boundary.
+//! Objects live in a registry keyed by integer handles, so a stale or freed handle is an error
+//! rather than a dangling pointer.
+
+use crate::arrays::Arrays;
+use crate::error::{Code, Error, Result};
+use crate::grad;
+use crate::model::{self, Model, Stimulation};
+use crate::models::ModelSpec;
+use crate::noise::{self, AnalysisConfig, NoiseKind};
+use crate::optim::Kind;
+use crate::progress::Progress;
+use crate::train::{self, TrainConfig};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+enum Object {
+    Model(Box<Model>),
+    Arrays(Arrays),
+}
+
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    objects: HashMap<u64, Arc<Mutex<Object>>>,
+}
+
+fn registry() -> MutexGuard<'static, Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+fn insert(object: Object) -> u64 {
+    let mut r = registry();
+    r.next += 1;
+    let h = r.next;
+    r.objects.insert(h, Arc::new(Mutex::new(object)));
+    h
+}
+
+fn lookup(handle: u64) -> Result<Arc<Mutex<Object>>> {
+    registry().objects.get(&handle).cloned().ok_or_else(|| {
+        Error::BadHandle(format!(
+            "handle {handle} is not open (already closed, or never created)"
+        ))
+    })
+}
+
+fn with_model<T>(handle: u64, f: impl FnOnce(&mut Model) -> Result<T>) -> Result<T> {
+    let obj = lookup(handle)?;
+    let mut guard = obj.lock().unwrap_or_else(|e| e.into_inner());
+    match &mut *guard {
+        Object::Model(m) => f(m),
+        Object::Arrays(_) => Err(Error::BadHandle(format!(
+            "handle {handle} is an array set, not a model"
+        ))),
+    }
+}
+
+fn with_arrays<T>(handle: u64, f: impl FnOnce(&Arrays) -> Result<T>) -> Result<T> {
+    let obj = lookup(handle)?;
+    let guard = obj.lock().unwrap_or_else(|e| e.into_inner());
+    match &*guard {
+        Object::Arrays(a) => f(a),
+        Object::Model(_) => Err(Error::BadHandle(format!(
+            "handle {handle} is a model, not an array set"
+        ))),
+    }
+}
+
+/// Runs `f`, turning errors and panics into a status code plus a message in `err`.
+fn guarded(err: *mut u8, err_cap: usize, f: impl FnOnce() -> Result<()>) -> i32 {
+    let (code, message) = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => return Code::Ok as i32,
+        Ok(Err(e)) => (e.code(), e.to_string()),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            (
+                Code::Panic,
+                format!("internal error (a bug in wna, please report it): {what}"),
+            )
+        }
+    };
+    if !err.is_null() && err_cap > 0 {
+        let bytes = message.as_bytes();
+        let n = bytes.len().min(err_cap - 1);
+        // SAFETY: the caller owns `err_cap` writable bytes at `err`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), err, n);
+            *err.add(n) = 0;
+        }
+    }
+    code as i32
+}
+
+unsafe fn slice<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        crate::bail!(
+            InvalidArgument,
+            "ffi: {what} is a null pointer with length {len}"
+        );
+    }
+    Ok(std::slice::from_raw_parts(ptr, len))
+}
+
+unsafe fn slice_mut<'a, T>(ptr: *mut T, len: usize, what: &str) -> Result<&'a mut [T]> {
+    if ptr.is_null() || len == 0 {
+        crate::bail!(
+            InvalidArgument,
+            "ffi: {what} is an empty or null output buffer"
+        );
+    }
+    Ok(std::slice::from_raw_parts_mut(ptr, len))
+}
+
+unsafe fn text<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a str> {
+    std::str::from_utf8(slice(ptr, len, what)?)
+        .map_err(|_| Error::InvalidArgument(format!("ffi: {what} is not UTF-8")))
+}
+
+fn json(s: &str, what: &str) -> Result<Value> {
+    serde_json::from_str(s)
+        .map_err(|e| Error::InvalidArgument(format!("{what}: invalid JSON options: {e}")))
+}
+
+fn num(v: &Value, key: &str, default: f64) -> Result<f64> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(x) => x.as_f64().ok_or_else(|| {
+            Error::InvalidArgument(format!("option {key} must be a number, got {x}"))
+        }),
+    }
+}
+
+fn string<'a>(v: &'a Value, key: &str, default: &'a str) -> Result<&'a str> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(x) => x.as_str().ok_or_else(|| {
+            Error::InvalidArgument(format!("option {key} must be a string, got {x}"))
+        }),
+    }
+}
+
+fn copy_out(dst: &mut [f32], src: &[f32], what: &str) -> Result<()> {
+    if dst.len() != src.len() {
+        return Err(Error::Shape {
+            op: "output",
+            expected: format!("{what} buffer of {} values", src.len()),
+            got: dst.len().to_string(),
+        });
+    }
+    dst.copy_from_slice(src);
+    Ok(())
+}
+
+/// Writes a string result: its length always goes to `len_out`; the bytes only if they fit.
+unsafe fn write_text(s: &str, buf: *mut u8, cap: usize, len_out: *mut usize) -> Result<()> {
+    if len_out.is_null() {
+        crate::bail!(InvalidArgument, "ffi: length output is a null pointer");
+    }
+    *len_out = s.len();
+    if s.len() <= cap && !buf.is_null() {
+        std::ptr::copy_nonoverlapping(s.as_ptr(), buf, s.len());
+    }
+    Ok(())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_version(buf: *mut u8, cap: usize, len_out: *mut usize) -> i32 {
+    guarded(std::ptr::null_mut(), 0, || {
+        let features = if cfg!(feature = "cuda") {
+            "cuda"
+        } else {
+            "cpu"
+        };
+        write_text(
+            &format!("{} {features}", env!("CARGO_PKG_VERSION")),
+            buf,
+            cap,
+            len_out,
+        )
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_model_new(
+    spec: *const u8,
+    spec_len: usize,
+    handle_out: *mut u64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let v = json(text(spec, spec_len, "model spec")?, "model")?;
+        let name = string(&v, "model", "")?.to_string();
+        if !crate::models::MODEL_NAMES.contains(&name.as_str()) {
+            return Err(Error::UnknownModel(name));
+        }
+        let mut blocks = [2, 1, 3, 2];
+        if let Some(b) = v.get("blocks").and_then(|b| b.as_array()) {
+            if b.len() != 4 {
+                crate::bail!(
+                    InvalidArgument,
+                    "model: blocks needs 4 numbers (one per stage), got {}",
+                    b.len()
+                );
+            }
+            for (dst, x) in blocks.iter_mut().zip(b) {
+                *dst = x.as_u64().ok_or_else(|| {
+                    Error::InvalidArgument(format!("model: blocks must be whole numbers, got {x}"))
+                })? as usize;
+            }
+        }
+        let spec = ModelSpec {
+            name,
+            classes: num(&v, "classes", 10.0)? as usize,
+            blocks,
+        };
+        let device = model::device(string(&v, "device", "cpu")?)?;
+        let m = Model::new(
+            spec,
+            device,
+            num(&v, "seed", 0.0)? as u64,
+            num(&v, "mean", 0.0)? as f32,
+            num(&v, "std", 1.0)? as f32,
+        )?;
+        *handle_out = insert(Object::Model(Box::new(m)));
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_free(handle: u64, err: *mut u8, err_cap: usize) -> i32 {
+    guarded(err, err_cap, || {
+        registry()
+            .objects
+            .remove(&handle)
+            .map(|_| ())
+            .ok_or_else(|| {
+                Error::BadHandle(format!("handle {handle} is not open (already closed?)"))
+            })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_model_info(
+    handle: u64,
+    buf: *mut u8,
+    cap: usize,
+    len_out: *mut usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let info =
+            with_model(handle, |m| {
+                let layers: Vec<Value> = m.layers().iter().map(|l| serde_json::json!({
+                "name": l.name, "kind": l.kind, "channels": l.channels, "height": l.height,
+                "width": l.width, "rf": l.rf, "stride": l.stride, "offset": l.offset,
+            })).collect();
+                Ok(serde_json::json!({
+                    "model": m.spec.name, "classes": m.spec.classes, "blocks": m.spec.blocks,
+                    "parameters": m.param_count(), "layers": layers, "mean": m.mean, "std": m.std,
+                    "device": if m.device.is_cuda() { "cuda" } else { "cpu" },
+                    "step": m.optimizer.as_ref().map_or(0, |o| o.step),
+                })
+                .to_string())
+            })?;
+        write_text(&info, buf, cap, len_out)
+    })
+}
+
+/// `what`: 0 weights, 1 optimiser state. `save`: 1 to save, 0 to load.
+#[no_mangle]
+pub unsafe extern "C" fn wna_model_io(
+    handle: u64,
+    path: *const u8,
+    path_len: usize,
+    what: u32,
+    save: u32,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let path = text(path, path_len, "path")?;
+        with_model(handle, |m| match (what, save) {
+            (0, 1) => m.save(path),
+            (0, _) => m.load(path),
+            (_, 1) => match &m.optimizer {
+                Some(o) => o.save(path),
+                None => crate::bail!(
+                    InvalidArgument,
+                    "optimizer: nothing to save before the first training epoch"
+                ),
+            },
+            (_, _) => {
+                let mut o = crate::optim::Optimizer::new(
+                    Kind::Adam {
+                        beta1: 0.9,
+                        beta2: 0.999,
+                        eps: 1e-8,
+                    },
+                    0.0,
+                );
+                o.load(path, &m.device.clone())?;
+                m.optimizer = Some(o);
+                Ok(())
+            }
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_predict(
+    handle: u64,
+    pixels: *const f32,
+    n_values: usize,
+    out: *mut f32,
+    out_len: usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let px = slice(pixels, n_values, "images")?;
+        let out = slice_mut(out, out_len, "logits")?;
+        with_model(handle, |m| {
+            model::check_images("predict", px)?;
+            let mut logits = Vec::with_capacity(out.len());
+            for chunk in px.chunks(1000 * 784) {
+                logits.extend(
+                    m.logits(&m.input(chunk)?)?
+                        .flatten_all()?
+                        .to_vec1::<f32>()?,
+                );
+            }
+            copy_out(out, &logits, "logits")
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_activations(
+    handle: u64,
+    pixels: *const f32,
+    n_values: usize,
+    layer: *const u8,
+    layer_len: usize,
+    out: *mut f32,
+    out_len: usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let px = slice(pixels, n_values, "images")?;
+        let layer = text(layer, layer_len, "layer")?;
+        let out = slice_mut(out, out_len, "activations")?;
+        with_model(handle, |m| {
+            m.layer(layer)?;
+            let mut acts = Vec::with_capacity(out.len());
+            for chunk in px.chunks(1000 * 784) {
+                m.forward_eval(&m.input(chunk)?, &mut |name, t| {
+                    if name == layer {
+                        acts.extend(t.flatten_all()?.to_vec1::<f32>()?);
+                    }
+                    Ok(())
+                })?;
+            }
+            copy_out(out, &acts, "activations")
+        })
+    })
+}
+
+/// `channel` < 0 clears the stimulation.
+#[no_mangle]
+pub unsafe extern "C" fn wna_set_stimulation(
+    handle: u64,
+    layer: *const u8,
+    layer_len: usize,
+    channel: i64,
+    delta: f32,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let layer = text(layer, layer_len, "layer")?.to_string();
+        with_model(handle, |m| {
+            if channel < 0 {
+                m.stimulation = None;
+                return Ok(());
+            }
+            let info = m.layer(&layer)?;
+            if channel as usize >= info.channels || !delta.is_finite() {
+                crate::bail!(InvalidArgument, "stimulate: need channel < {} and a finite delta for {layer}, got {channel} and {delta}", info.channels);
+            }
+            m.stimulation = Some(Stimulation {
+                layer,
+                channel: channel as usize,
+                delta,
+            });
+            Ok(())
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_train_epoch(
+    handle: u64,
+    pixels: *const f32,
+    n_values: usize,
+    labels: *const u8,
+    n_labels: usize,
+    options: *const u8,
+    options_len: usize,
+    progress: *mut u64,
+    metrics_out: *mut f64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let px = slice(pixels, n_values, "images")?;
+        let lb = slice(labels, n_labels, "labels")?;
+        let v = json(text(options, options_len, "options")?, "train")?;
+        let optimizer = match string(&v, "optimizer", "adam")? {
+            "adam" => Kind::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            "sgd" => Kind::Sgd {
+                momentum: num(&v, "momentum", 0.9)?,
+                nesterov: v.get("nesterov").and_then(Value::as_bool).unwrap_or(false),
+            },
+            other => crate::bail!(
+                InvalidArgument,
+                "train: invalid optimizer \"{other}\" (expected adam or sgd)"
+            ),
+        };
+        let cfg = TrainConfig {
+            batch_size: num(&v, "batchSize", 128.0)? as usize,
+            lr_max: num(&v, "lrMax", 1e-3)?,
+            lr_min: num(&v, "lrMin", 1e-5)?,
+            weight_decay: num(&v, "weightDecay", 1e-4)?,
+            total_steps: num(&v, "totalSteps", 1.0)? as u64,
+            optimizer,
+            seed: num(&v, "seed", 0.0)? as u64,
+            epoch: num(&v, "epoch", 0.0)? as u64,
+        };
+        let out = slice_mut(metrics_out, 2, "metrics")?;
+        let metrics = with_model(handle, |m| {
+            train::train_epoch(m, px, lb, &cfg, Progress::from_ptr(progress))
+        })?;
+        out.copy_from_slice(&[metrics.loss, metrics.accuracy]);
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_evaluate(
+    handle: u64,
+    pixels: *const f32,
+    n_values: usize,
+    labels: *const u8,
+    n_labels: usize,
+    progress: *mut u64,
+    metrics_out: *mut f64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let px = slice(pixels, n_values, "images")?;
+        let lb = slice(labels, n_labels, "labels")?;
+        let out = slice_mut(metrics_out, 2, "metrics")?;
+        let metrics = with_model(handle, |m| {
+            train::evaluate(m, px, lb, Progress::from_ptr(progress))
+        })?;
+        out.copy_from_slice(&[metrics.loss, metrics.accuracy]);
+        Ok(())
+    })
+}
+
+/// Runs `noise::analyse`; `pixels` may be null (pure noise). Returns an array-set handle.
+#[no_mangle]
+pub unsafe extern "C" fn wna_analyse(
+    handle: u64,
+    pixels: *const f32,
+    n_values: usize,
+    options: *const u8,
+    options_len: usize,
+    progress: *mut u64,
+    handle_out: *mut u64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let v = json(text(options, options_len, "options")?, "noise-maps")?;
+        let images = if pixels.is_null() {
+            None
+        } else {
+            Some(slice(pixels, n_values, "images")?)
+        };
+        let noise = match string(&v, "noise", "uniform")? {
+            "uniform" => NoiseKind::Uniform,
+            "gaussian" => NoiseKind::Gaussian {
+                mean: num(&v, "noiseMean", 0.5)? as f32,
+                std: num(&v, "noiseStd", 0.25)? as f32,
+            },
+            other => crate::bail!(
+                InvalidArgument,
+                "noise-maps: invalid noise \"{other}\" (expected uniform or gaussian)"
+            ),
+        };
+        let pattern = match v.get("pattern") {
+            Some(Value::Array(a)) => Some(
+                a.iter()
+                    .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
+                    .collect::<Vec<f32>>(),
+            ),
+            _ => None,
+        };
+        if pattern
+            .as_ref()
+            .is_some_and(|p| p.iter().any(|x| !x.is_finite()))
+        {
+            crate::bail!(
+                NotFinite,
+                "noise-maps: pattern has a non-numeric or non-finite value"
+            );
+        }
+        let layers = match v.get("layers") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| x.as_str().unwrap_or("").to_string())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let d = AnalysisConfig::default();
+        let samples = num(&v, "samples", d.samples as f64)?;
+        if !(samples >= 0.0) || samples.fract() != 0.0 {
+            crate::bail!(
+                InvalidArgument,
+                "noise-maps: samples must be a whole number, got {samples}"
+            );
+        }
+        let cfg = AnalysisConfig {
+            samples: samples as u64,
+            batch_size: num(&v, "batchSize", d.batch_size as f64)? as usize,
+            seed: num(&v, "seed", 0.0)? as u64,
+            noise,
+            gamma: num(&v, "gamma", 0.0)? as f32,
+            pattern,
+            weight: num(&v, "weight", 0.0)? as f32,
+            threshold: num(&v, "threshold", d.threshold as f64)? as f32,
+            sta_samples: num(&v, "staSamples", d.sta_samples as f64)? as u64,
+            layers,
+        };
+        let arrays = with_model(handle, |m| {
+            noise::analyse(m, images, &cfg, Progress::from_ptr(progress))
+        })?;
+        *handle_out = insert(Object::Arrays(arrays));
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_arrays_manifest(
+    handle: u64,
+    buf: *mut u8,
+    cap: usize,
+    len_out: *mut usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let manifest = with_arrays(handle, |a| Ok(a.manifest()))?;
+        write_text(&manifest, buf, cap, len_out)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_arrays_read(
+    handle: u64,
+    name: *const u8,
+    name_len: usize,
+    out: *mut f32,
+    out_len: usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let name = text(name, name_len, "array name")?;
+        let out = slice_mut(out, out_len, "array")?;
+        with_arrays(handle, |a| {
+            let (_, data) = a.get(name).ok_or_else(|| {
+                Error::InvalidArgument(format!("arrays: no array named \"{name}\""))
+            })?;
+            copy_out(out, data, name)
+        })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_template_scores(
+    templates: *const f32,
+    classes: usize,
+    pixels: *const f32,
+    n_values: usize,
+    out: *mut f32,
+    out_len: usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let t = slice(templates, classes * 784, "templates")?;
+        let px = slice(pixels, n_values, "images")?;
+        let out = slice_mut(out, out_len, "scores")?;
+        let scores = noise::template_scores(t, classes, px, &candle_core::Device::Cpu)?;
+        copy_out(out, &scores.flatten_all()?.to_vec1::<f32>()?, "scores")
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_input_gradients(
+    handle: u64,
+    pixels: *const f32,
+    n_values: usize,
+    labels: *const u8,
+    n_labels: usize,
+    out: *mut f32,
+    out_len: usize,
+    loss_out: *mut f64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let px = slice(pixels, n_values, "images")?;
+        let lb = slice(labels, n_labels, "labels")?;
+        let out = slice_mut(out, out_len, "gradients")?;
+        let (g, loss) = with_model(handle, |m| grad::input_gradients(m, px, lb))?;
+        copy_out(out, &g, "gradients")?;
+        if !loss_out.is_null() {
+            *loss_out = loss;
+        }
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_fgsm(
+    handle: u64,
+    pixels: *const f32,
+    n_values: usize,
+    labels: *const u8,
+    n_labels: usize,
+    eps: f32,
+    out: *mut f32,
+    out_len: usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let px = slice(pixels, n_values, "images")?;
+        let lb = slice(labels, n_labels, "labels")?;
+        let out = slice_mut(out, out_len, "adversarial images")?;
+        let adv = with_model(handle, |m| grad::fgsm(m, px, lb, eps))?;
+        copy_out(out, &adv, "adversarial images")
+    })
+}
+
+/// Deliberately panics: lets the tests prove a panic becomes an error, not a crash.
+#[no_mangle]
+pub unsafe extern "C" fn wna_debug_panic(err: *mut u8, err_cap: usize) -> i32 {
+    guarded(err, err_cap, || panic!("debug panic requested"))
+}

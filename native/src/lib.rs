@@ -1,0 +1,16 @@
+//! wna's native engine: candle models, training, white-noise analysis and input gradients,
+//! exported through a C ABI for Deno (see `ffi.rs`).
+
+pub mod arrays;
+pub mod error;
+pub mod ffi;
+pub mod grad;
+pub mod model;
+pub mod models;
+pub mod noise;
+pub mod optim;
+pub mod philox;
+pub mod progress;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,58 @@
+//! `smaller`: two 3x3 conv blocks with batch norm and max-pooling, then a BN'd hidden layer.
+
+use super::{LayerInfo, Net, Rf, Tap};
+use crate::error::Result;
+use candle_core::{Module, Tensor};
+use candle_nn::{batch_norm, conv2d, linear, BatchNorm, Conv2d, Linear, VarBuilder};
+
+pub const HIDDEN: usize = 256;
+
+pub struct Smaller {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    fc1: Linear,
+    bn3: BatchNorm,
+    fc2: Linear,
+    classes: usize,
+}
+
+impl Smaller {
+    pub fn new(vb: VarBuilder, classes: usize) -> Result<Self> {
+        let cfg = Default::default();
+        Ok(Self {
+            conv1: conv2d(1, 32, 3, cfg, vb.pp("conv1"))?,
+            bn1: batch_norm(32, 1e-5, vb.pp("bn1"))?,
+            conv2: conv2d(32, 64, 3, cfg, vb.pp("conv2"))?,
+            bn2: batch_norm(64, 1e-5, vb.pp("bn2"))?,
+            fc1: linear(64 * 5 * 5, HIDDEN, vb.pp("fc1"))?,
+            bn3: batch_norm(HIDDEN, 1e-5, vb.pp("bn3"))?,
+            fc2: linear(HIDDEN, classes, vb.pp("fc2"))?,
+            classes,
+        })
+    }
+}
+
+impl Net for Smaller {
+    fn forward_tapped(&self, x: &Tensor, train: bool, tap: Tap) -> Result<Tensor> {
+        let x = self.conv1.forward(x)?.apply_t(&self.bn1, train)?.relu()?;
+        let x = tap("conv1", x)?.max_pool2d(2)?;
+        let x = self.conv2.forward(&x)?.apply_t(&self.bn2, train)?.relu()?;
+        let x = tap("conv2", x)?.max_pool2d(2)?.flatten_from(1)?;
+        let x = self.fc1.forward(&x)?.apply_t(&self.bn3, train)?.relu()?;
+        let x = tap("fc1", x)?;
+        tap("logits", self.fc2.forward(&x)?)
+    }
+
+    fn layers(&self) -> Vec<LayerInfo> {
+        let conv1 = Rf::default().conv(3, 1, 0);
+        let conv2 = conv1.conv(2, 2, 0).conv(3, 1, 0);
+        vec![
+            LayerInfo::conv("conv1", 32, 26, conv1),
+            LayerInfo::conv("conv2", 64, 11, conv2),
+            LayerInfo::fc("fc1", HIDDEN),
+            LayerInfo::fc("logits", self.classes),
+        ]
+    }
+}
