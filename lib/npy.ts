@@ -1,0 +1,103 @@
+/**
+ * `.npy` and `.npz` writers (NumPy format 1.0), so `numpy.load` reads what wna writes.
+ * @module
+ */
+import { crc32 } from "./_crc32.ts";
+
+type Typed = Float32Array | Float64Array | Int32Array | Uint8Array;
+
+function descr(data: Typed): string {
+  if (data instanceof Float32Array) return "<f4";
+  if (data instanceof Float64Array) return "<f8";
+  if (data instanceof Int32Array) return "<i4";
+  return "|u1";
+}
+
+/**
+ * Encodes a C-ordered array as `.npy` bytes.
+ * @param data the values
+ * @param shape the dimensions; their product must equal `data.length`
+ * @returns the file's bytes
+ * @example
+ * ```ts
+ * import { encodeNpy } from "./npy.ts";
+ * const bytes = encodeNpy(new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * console.assert(bytes[0] === 0x93);
+ * ```
+ */
+export function encodeNpy(data: Typed, shape: number[]): Uint8Array<ArrayBuffer> {
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (size !== data.length) {
+    throw new RangeError(`npy: shape ${JSON.stringify(shape)} needs ${size} values, got ${data.length}`);
+  }
+  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
+  let header = `{'descr': '${descr(data)}', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  // Pad so that the data starts on a 64-byte boundary, as NumPy does.
+  const total = 10 + header.length + 1;
+  header += " ".repeat((64 - (total % 64)) % 64) + "\n";
+  const head = new TextEncoder().encode(header);
+  const out = new Uint8Array(10 + head.length + data.byteLength);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0], 0); // \x93NUMPY v1.0
+  new DataView(out.buffer).setUint16(8, head.length, true);
+  out.set(head, 10);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + head.length);
+  return out;
+}
+
+/**
+ * Packs named arrays into an uncompressed `.npz` (a zip of `.npy` files).
+ * @param arrays name to `{ data, shape }`
+ * @returns the file's bytes
+ */
+export function encodeNpz(
+  arrays: Record<string, { data: Typed; shape: number[] }>,
+): Uint8Array<ArrayBuffer> {
+  const enc = new TextEncoder();
+  const locals: Uint8Array[] = [];
+  const centrals: Uint8Array[] = [];
+  let offset = 0;
+  for (const [name, { data, shape }] of Object.entries(arrays)) {
+    const body = encodeNpy(data, shape);
+    const fname = enc.encode(`${name}.npy`);
+    const crc = crc32(body);
+    const local = new Uint8Array(30 + fname.length);
+    const lv = new DataView(local.buffer);
+    lv.setUint32(0, 0x04034b50, true);
+    lv.setUint16(4, 20, true);
+    lv.setUint32(14, crc, true);
+    lv.setUint32(18, body.length, true);
+    lv.setUint32(22, body.length, true);
+    lv.setUint16(26, fname.length, true);
+    local.set(fname, 30);
+    const central = new Uint8Array(46 + fname.length);
+    const cv = new DataView(central.buffer);
+    cv.setUint32(0, 0x02014b50, true);
+    cv.setUint16(4, 20, true);
+    cv.setUint16(6, 20, true);
+    cv.setUint32(16, crc, true);
+    cv.setUint32(20, body.length, true);
+    cv.setUint32(24, body.length, true);
+    cv.setUint16(28, fname.length, true);
+    cv.setUint32(42, offset, true);
+    central.set(fname, 46);
+    locals.push(local, body);
+    centrals.push(central);
+    offset += local.length + body.length;
+  }
+  const centralSize = centrals.reduce((a, c) => a + c.length, 0);
+  const end = new Uint8Array(22);
+  const ev = new DataView(end.buffer);
+  ev.setUint32(0, 0x06054b50, true);
+  ev.setUint16(8, centrals.length, true);
+  ev.setUint16(10, centrals.length, true);
+  ev.setUint32(12, centralSize, true);
+  ev.setUint32(16, offset, true);
+  const parts = [...locals, ...centrals, end];
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

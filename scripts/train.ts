@@ -1,0 +1,70 @@
+/**
+ * `deno task train --model smaller --dataset mnist`: trains a model with checkpoints, history
+ * and the final test accuracy.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { MODEL_NAMES } from "../ffi/model.ts";
+import { choiceFlag, numberFlag, numberList, runMain } from "../lib/cli.ts";
+import { trainModel } from "../lib/training.ts";
+
+const HELP = `usage: deno task train [options]
+  --model NAME        ${MODEL_NAMES.join(", ")} (default smaller)
+  --dataset NAME      mnist or fashion (default mnist)
+  --epochs N          (default 5)       --batch-size N   (default 128)
+  --lr-max X          (default 0.002)   --lr-min X       (default 1e-5)
+  --weight-decay X    (default 1e-4)    --patience N     (default 3)
+  --optimizer NAME    adam or sgd (default adam for all but n2)
+  --seed N            (default 0)       --limit N        use the first N training images
+  --blocks a,b,c,d    blocks per stage of larger (default 2,1,3,2)
+  --out DIR           (default checkpoints/<dataset>-<model>-s<seed>)
+  --resume            continue from the last checkpoint in --out
+  --data-dir DIR      folder with the IDX files
+  --device NAME       cpu, cuda or auto (default cpu)`;
+
+runMain(async () => {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      model: { type: "string" },
+      dataset: { type: "string" },
+      epochs: { type: "string" },
+      "batch-size": { type: "string" },
+      "lr-max": { type: "string" },
+      "lr-min": { type: "string" },
+      "weight-decay": { type: "string" },
+      patience: { type: "string" },
+      optimizer: { type: "string" },
+      seed: { type: "string" },
+      limit: { type: "string" },
+      blocks: { type: "string" },
+      out: { type: "string" },
+      resume: { type: "boolean" },
+      "data-dir": { type: "string" },
+      device: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(HELP);
+  const model = choiceFlag("model", values.model, MODEL_NAMES, "smaller");
+  const dataset = choiceFlag("dataset", values.dataset, ["mnist", "fashion"] as const, "mnist");
+  const seed = numberFlag("seed", values.seed, 0, { integer: true, min: 0 });
+  await trainModel({
+    model,
+    dataset,
+    seed,
+    epochs: numberFlag("epochs", values.epochs, 5, { integer: true, min: 1 }),
+    batchSize: numberFlag("batch-size", values["batch-size"], 128, { integer: true, min: 2 }),
+    lrMax: numberFlag("lr-max", values["lr-max"], 2e-3, { min: 0 }),
+    lrMin: numberFlag("lr-min", values["lr-min"], 1e-5, { min: 0 }),
+    weightDecay: numberFlag("weight-decay", values["weight-decay"], 1e-4, { min: 0 }),
+    patience: numberFlag("patience", values.patience, 3, { integer: true, min: 1 }),
+    optimizer: choiceFlag("optimizer", values.optimizer, ["adam", "sgd"] as const, model === "n2" ? "sgd" : "adam"),
+    limit: values.limit === undefined ? undefined : numberFlag("limit", values.limit, 0, { integer: true, min: 10 }),
+    blocks: values.blocks === undefined ? undefined : numberList("blocks", values.blocks, []),
+    outDir: values.out ?? `checkpoints/${dataset}-${model}-s${seed}`,
+    resume: values.resume ?? false,
+    dataDir: values["data-dir"],
+    device: choiceFlag("device", values.device, ["cpu", "cuda", "auto"] as const, "cpu"),
+  });
+});
