@@ -43,7 +43,11 @@ export function sidecarPath(weights: string): string {
 }
 
 /** Writes weights then sidecar, each atomically. */
-export async function saveCheckpoint(model: Model, weights: string, sidecar: Omit<Sidecar, "libraryVersion" | "parameters">): Promise<void> {
+export async function saveCheckpoint(
+  model: Model,
+  weights: string,
+  sidecar: Omit<Sidecar, "libraryVersion" | "parameters">,
+): Promise<void> {
   model.saveWeights(weights);
   await writeJsonAtomic(sidecarPath(weights), {
     ...sidecar,
@@ -70,12 +74,18 @@ export async function readSidecar(weights: string): Promise<Sidecar> {
     if (!s.model || !s.normalisation) throw new Error("model or normalisation missing");
     return s;
   } catch (cause) {
-    throw new SyntaxError(`checkpoint: ${path} is not a valid sidecar (${(cause as Error).message})`, { cause });
+    throw new SyntaxError(
+      `checkpoint: ${path} is not a valid sidecar (${(cause as Error).message})`,
+      { cause },
+    );
   }
 }
 
 /** Loads a checkpoint into a new model. */
-export async function loadCheckpoint(weights: string, device?: "cpu" | "cuda" | "auto"): Promise<{ model: Model; sidecar: Sidecar }> {
+export async function loadCheckpoint(
+  weights: string,
+  device?: "cpu" | "cuda" | "auto",
+): Promise<{ model: Model; sidecar: Sidecar }> {
   const sidecar = await readSidecar(weights);
   const model = Model.create(sidecar.model, {
     classes: sidecar.classes,

@@ -13,7 +13,10 @@ export function numberFlag(
 ): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
+  if (
+    value.trim() === "" || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min ||
+    n > max
+  ) {
     throw new RangeError(
       `invalid --${name}: "${value}" (expected ${integer ? "a whole number" : "a number"}${
         min > -Infinity ? ` >= ${min}` : ""
@@ -30,7 +33,12 @@ export function numberList(name: string, value: string | undefined, fallback: nu
 }
 
 /** Checks an enum-like flag. */
-export function choiceFlag<T extends string>(name: string, value: string | undefined, choices: readonly T[], fallback: T): T {
+export function choiceFlag<T extends string>(
+  name: string,
+  value: string | undefined,
+  choices: readonly T[],
+  fallback: T,
+): T {
   if (value === undefined) return fallback;
   if (!(choices as readonly string[]).includes(value)) {
     throw new TypeError(`invalid --${name}: "${value}" (expected ${choices.join(", ")})`);

@@ -28,7 +28,9 @@ function descr(data: Typed): string {
 export function encodeNpy(data: Typed, shape: number[]): Uint8Array<ArrayBuffer> {
   const size = shape.reduce((a, b) => a * b, 1);
   if (size !== data.length) {
-    throw new RangeError(`npy: shape ${JSON.stringify(shape)} needs ${size} values, got ${data.length}`);
+    throw new RangeError(
+      `npy: shape ${JSON.stringify(shape)} needs ${size} values, got ${data.length}`,
+    );
   }
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
   let header = `{'descr': '${descr(data)}', 'fortran_order': False, 'shape': ${shapeText}, }`;

@@ -20,7 +20,9 @@ interface SvgNode {
 
 /** A fresh server-side document for Plot's `document` option. */
 export function plotDocument(): unknown {
-  return (parseHTML("<!DOCTYPE html><html><body></body></html>") as unknown as { document: unknown })
+  return (parseHTML("<!DOCTYPE html><html><body></body></html>") as unknown as {
+    document: unknown;
+  })
     .document;
 }
 

@@ -32,7 +32,11 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
  * console.assert(png[1] === 0x50); // "P"
  * ```
  */
-export function encodePng(rgba: Uint8Array, width: number, height: number): Uint8Array<ArrayBuffer> {
+export function encodePng(
+  rgba: Uint8Array,
+  width: number,
+  height: number,
+): Uint8Array<ArrayBuffer> {
   if (rgba.length !== width * height * 4) {
     throw new RangeError(`png: expected ${width * height * 4} bytes, got ${rgba.length}`);
   }

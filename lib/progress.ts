@@ -60,7 +60,11 @@ export class ProgressBar {
   /** Ends the bar with a summary line. */
   done(summary = ""): void {
     const elapsed = (performance.now() - this.#start) / 1000;
-    this.#write(`${this.#tty ? "\r\x1b[K" : ""}${this.#label}: done in ${fmtTime(elapsed)}${summary ? ` — ${summary}` : ""}\n`);
+    this.#write(
+      `${this.#tty ? "\r\x1b[K" : ""}${this.#label}: done in ${fmtTime(elapsed)}${
+        summary ? ` — ${summary}` : ""
+      }\n`,
+    );
   }
 
   /** A callback for the native progress counters. */

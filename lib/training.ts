@@ -3,9 +3,15 @@
  * early stopping, a checkpoint after every epoch and `resume`.
  * @module
  */
-import { loadDataset, type Dataset } from "../data/datasets.ts";
+import { type Dataset, loadDataset } from "../data/datasets.ts";
 import { Model, type ModelName } from "../ffi/model.ts";
-import { type EpochRecord, loadCheckpoint, readSidecar, saveCheckpoint, type Sidecar } from "./checkpoint.ts";
+import {
+  type EpochRecord,
+  loadCheckpoint,
+  readSidecar,
+  saveCheckpoint,
+  type Sidecar,
+} from "./checkpoint.ts";
 import { writeFileAtomic } from "./files.ts";
 import { encodeNpz } from "./npy.ts";
 import { Plot, plotSvg, svgToPng } from "./plots.ts";
@@ -93,9 +99,22 @@ async function drawHistory(history: EpochRecord[], base: string): Promise<void> 
     fy: { label: null },
     y: { grid: true, label: null },
     x: { label: "epoch", tickFormat: "d" },
-    color: { legend: true },
+    marginRight: 80,
     marks: [
       Plot.lineY(rows, { x: "epoch", y: "value", stroke: "split", fy: "metric", marker: "circle" }),
+      Plot.text(
+        rows,
+        Plot.selectLast({
+          x: "epoch",
+          y: "value",
+          z: "split",
+          fy: "metric",
+          text: "split",
+          fill: "split",
+          dx: 6,
+          textAnchor: "start",
+        }),
+      ),
     ],
   });
   await writeFileAtomic(`${base}.svg`, svg);
@@ -125,14 +144,23 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     log = console.log,
   } = options;
   for (const [k, v] of Object.entries({ epochs, batchSize, patience })) {
-    if (!Number.isInteger(v) || v < 1) throw new RangeError(`invalid ${k}: ${v} (expected a whole number >= 1)`);
+    if (!Number.isInteger(v) || v < 1) {
+      throw new RangeError(`invalid ${k}: ${v} (expected a whole number >= 1)`);
+    }
   }
   if (!(lrMax > 0) || !(lrMin >= 0) || lrMin > lrMax) {
-    throw new RangeError(`invalid learning rates: lr-max ${lrMax}, lr-min ${lrMin} (need 0 <= lr-min <= lr-max, lr-max > 0)`);
+    throw new RangeError(
+      `invalid learning rates: lr-max ${lrMax}, lr-min ${lrMin} (need 0 <= lr-min <= lr-max, lr-max > 0)`,
+    );
   }
-  if (!(valFraction > 0 && valFraction < 1)) throw new RangeError(`invalid val-fraction: ${valFraction} (expected 0 < f < 1)`);
+  if (!(valFraction > 0 && valFraction < 1)) {
+    throw new RangeError(`invalid val-fraction: ${valFraction} (expected 0 < f < 1)`);
+  }
   // Data: a seeded validation split of the training set, and the test set.
-  const full = await loadDataset(dataset, "train", { dataDir: options.dataDir, limit: options.limit });
+  const full = await loadDataset(dataset, "train", {
+    dataDir: options.dataDir,
+    limit: options.limit,
+  });
   const test = await loadDataset(dataset, "test", { dataDir: options.dataDir });
   const [train, val] = splitValidation(full, valFraction, seed);
   await Deno.mkdir(outDir, { recursive: true });
@@ -146,7 +174,10 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   let bestAcc = -1;
   if (resume) {
     const loaded = await loadCheckpoint(last, options.device).catch((cause) => {
-      throw new Error(`resume: no usable checkpoint in ${outDir} (${cause.message}); run without --resume to start afresh`, { cause });
+      throw new Error(
+        `resume: no usable checkpoint in ${outDir} (${cause.message}); run without --resume to start afresh`,
+        { cause },
+      );
     });
     model = loaded.model;
     model.loadOptimizer(optState);
@@ -156,29 +187,93 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     bestAcc = b?.valAccuracy ?? -1;
     log(`resuming ${name} on ${dataset} after epoch ${loaded.sidecar.epoch + 1}`);
   } else {
-    model = Model.create(name, { seed, mean: full.mean, std: full.std, blocks: options.blocks, device: options.device });
+    model = Model.create(name, {
+      seed,
+      mean: full.mean,
+      std: full.std,
+      blocks: options.blocks,
+      device: options.device,
+    });
   }
   try {
-    const stepsPerEpoch = Math.floor(train.count / batchSize) + (train.count % batchSize >= 2 ? 1 : 0);
+    const stepsPerEpoch = Math.floor(train.count / batchSize) +
+      (train.count % batchSize >= 2 ? 1 : 0);
     const totalSteps = stepsPerEpoch * epochs;
-    const base = { model: name, dataset, classes: 10, blocks: options.blocks, epochs, seed, normalisation: { mean: full.mean, std: full.std }, options: { batchSize, lrMax, lrMin, weightDecay, patience, valFraction, optimizer, limit: options.limit ?? null } };
-    log(`training ${name} (${model.info().parameters.toLocaleString("en")} parameters) on ${dataset}: ${train.count} train, ${val.count} validation, ${test.count} test images`);
+    const base = {
+      model: name,
+      dataset,
+      classes: 10,
+      blocks: options.blocks,
+      epochs,
+      seed,
+      normalisation: { mean: full.mean, std: full.std },
+      options: {
+        batchSize,
+        lrMax,
+        lrMin,
+        weightDecay,
+        patience,
+        valFraction,
+        optimizer,
+        limit: options.limit ?? null,
+      },
+    };
+    log(
+      `training ${name} (${
+        model.info().parameters.toLocaleString("en")
+      } parameters) on ${dataset}: ${train.count} train, ${val.count} validation, ${test.count} test images`,
+    );
     for (let epoch = history.length; epoch < epochs; epoch++) {
       if (epoch - bestEpoch > patience && bestEpoch >= 0) {
         log(`early stop: no better validation accuracy for ${patience} epochs`);
         break;
       }
       const t0 = performance.now();
-      const bar = options.progress === false ? undefined : new ProgressBar(`epoch ${epoch + 1}/${epochs}`);
+      const bar = options.progress === false
+        ? undefined
+        : new ProgressBar(`epoch ${epoch + 1}/${epochs}`);
       const lr = lrMin + 0.5 * (lrMax - lrMin) * (1 + Math.cos(Math.PI * epoch / epochs));
-      const tr = await model.trainEpoch(train.images, train.labels, { batchSize, lrMax, lrMin, weightDecay, totalSteps, optimizer, seed, epoch }, bar?.callback);
+      const tr = await model.trainEpoch(train.images, train.labels, {
+        batchSize,
+        lrMax,
+        lrMin,
+        weightDecay,
+        totalSteps,
+        optimizer,
+        seed,
+        epoch,
+      }, bar?.callback);
       const va = await model.evaluate(val.images, val.labels);
-      const record: EpochRecord = { epoch: epoch + 1, trainLoss: tr.loss, trainAccuracy: tr.accuracy, valLoss: va.loss, valAccuracy: va.accuracy, lr, seconds: (performance.now() - t0) / 1000 };
+      const record: EpochRecord = {
+        epoch: epoch + 1,
+        trainLoss: tr.loss,
+        trainAccuracy: tr.accuracy,
+        valLoss: va.loss,
+        valAccuracy: va.accuracy,
+        lr,
+        seconds: (performance.now() - t0) / 1000,
+      };
       history.push(record);
-      bar?.done(`loss ${tr.loss.toFixed(4)}, train ${(100 * tr.accuracy).toFixed(2)}%, validation ${(100 * va.accuracy).toFixed(2)}%`);
-      if (!bar) log(`epoch ${epoch + 1}/${epochs}: loss ${tr.loss.toFixed(4)}, train ${(100 * tr.accuracy).toFixed(2)}%, validation ${(100 * va.accuracy).toFixed(2)}%`);
+      bar?.done(
+        `loss ${tr.loss.toFixed(4)}, train ${(100 * tr.accuracy).toFixed(2)}%, validation ${
+          (100 * va.accuracy).toFixed(2)
+        }%`,
+      );
+      if (!bar) {
+        log(
+          `epoch ${epoch + 1}/${epochs}: loss ${tr.loss.toFixed(4)}, train ${
+            (100 * tr.accuracy).toFixed(2)
+          }%, validation ${(100 * va.accuracy).toFixed(2)}%`,
+        );
+      }
       // Checkpoint every epoch (weights, optimiser, sidecar), best separately.
-      const sidecar = { ...base, epoch, trainAccuracy: tr.accuracy, valAccuracy: va.accuracy, history };
+      const sidecar = {
+        ...base,
+        epoch,
+        trainAccuracy: tr.accuracy,
+        valAccuracy: va.accuracy,
+        history,
+      };
       if (va.accuracy > bestAcc) {
         bestAcc = va.accuracy;
         bestEpoch = epoch;
@@ -197,7 +292,11 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     const te = await bestModel.evaluate(test.images, test.labels);
     sidecar.testAccuracy = te.accuracy;
     await saveCheckpoint(bestModel, best, sidecar);
-    log(`test accuracy (best epoch ${sidecar.bestEpoch! + 1}): ${(100 * te.accuracy).toFixed(2)}% — checkpoint ${best}`);
+    log(
+      `test accuracy (best epoch ${sidecar.bestEpoch! + 1}): ${
+        (100 * te.accuracy).toFixed(2)
+      }% — checkpoint ${best}`,
+    );
     return { checkpoint: best, sidecar, testAccuracy: te.accuracy };
   } finally {
     bestModel.close();
@@ -205,14 +304,20 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
 }
 
 async function writeHistory(history: EpochRecord[], base: string): Promise<void> {
-  const col = (k: keyof EpochRecord) => ({ data: Float64Array.from(history, (h) => h[k]), shape: [history.length] });
-  await writeFileAtomic(`${base}.npz`, encodeNpz({
-    epoch: col("epoch"),
-    train_loss: col("trainLoss"),
-    train_accuracy: col("trainAccuracy"),
-    val_loss: col("valLoss"),
-    val_accuracy: col("valAccuracy"),
-    lr: col("lr"),
-  }));
+  const col = (k: keyof EpochRecord) => ({
+    data: Float64Array.from(history, (h) => h[k]),
+    shape: [history.length],
+  });
+  await writeFileAtomic(
+    `${base}.npz`,
+    encodeNpz({
+      epoch: col("epoch"),
+      train_loss: col("trainLoss"),
+      train_accuracy: col("trainAccuracy"),
+      val_loss: col("valLoss"),
+      val_accuracy: col("valAccuracy"),
+      lr: col("lr"),
+    }),
+  );
   await drawHistory(history, base);
 }

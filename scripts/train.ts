@@ -59,8 +59,15 @@ runMain(async () => {
     lrMin: numberFlag("lr-min", values["lr-min"], 1e-5, { min: 0 }),
     weightDecay: numberFlag("weight-decay", values["weight-decay"], 1e-4, { min: 0 }),
     patience: numberFlag("patience", values.patience, 3, { integer: true, min: 1 }),
-    optimizer: choiceFlag("optimizer", values.optimizer, ["adam", "sgd"] as const, model === "n2" ? "sgd" : "adam"),
-    limit: values.limit === undefined ? undefined : numberFlag("limit", values.limit, 0, { integer: true, min: 10 }),
+    optimizer: choiceFlag(
+      "optimizer",
+      values.optimizer,
+      ["adam", "sgd"] as const,
+      model === "n2" ? "sgd" : "adam",
+    ),
+    limit: values.limit === undefined
+      ? undefined
+      : numberFlag("limit", values.limit, 0, { integer: true, min: 10 }),
     blocks: values.blocks === undefined ? undefined : numberList("blocks", values.blocks, []),
     outDir: values.out ?? `checkpoints/${dataset}-${model}-s${seed}`,
     resume: values.resume ?? false,

@@ -1,0 +1,51 @@
+/**
+ * Reads `.safetensors` files (F32 tensors), for the reference checks and kernel comparisons.
+ * @module
+ */
+
+/** One tensor of a safetensors file. */
+export interface Tensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+/**
+ * Parses safetensors bytes into F32 tensors by name.
+ * @example
+ * ```ts
+ * import { parseSafetensors } from "./safetensors.ts";
+ * const header = new TextEncoder().encode(JSON.stringify({ w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }));
+ * const bytes = new Uint8Array(8 + header.length + 4);
+ * new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
+ * bytes.set(header, 8);
+ * console.assert(parseSafetensors(bytes, "x").w.shape[0] === 1);
+ * ```
+ */
+export function parseSafetensors(bytes: Uint8Array, name: string): Record<string, Tensor> {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 8) throw new SyntaxError(`${name}: too short for a safetensors file`);
+  const n = Number(view.getBigUint64(0, true));
+  if (8 + n > bytes.length) throw new SyntaxError(`${name}: truncated safetensors header`);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  const out: Record<string, Tensor> = {};
+  for (
+    const [key, meta] of Object.entries(header) as [
+      string,
+      { dtype: string; shape: number[]; data_offsets: [number, number] },
+    ][]
+  ) {
+    if (key === "__metadata__") continue;
+    if (meta.dtype !== "F32") {
+      throw new SyntaxError(`${name}: tensor ${key} is ${meta.dtype}, expected F32`);
+    }
+    const [a, b] = meta.data_offsets;
+    const raw = bytes.slice(8 + n + a, 8 + n + b);
+    out[key] = { shape: meta.shape, data: new Float32Array(raw.buffer) };
+  }
+  return out;
+}
+
+/** Reads a safetensors file. */
+export async function readSafetensors(path: string): Promise<Record<string, Tensor>> {
+  return parseSafetensors(await Deno.readFile(path), path);
+}
