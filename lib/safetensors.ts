@@ -49,3 +49,28 @@ export function parseSafetensors(bytes: Uint8Array, name: string): Record<string
 export async function readSafetensors(path: string): Promise<Record<string, Tensor>> {
   return parseSafetensors(await Deno.readFile(path), path);
 }
+
+/** Encodes F32 tensors as safetensors bytes (names sorted, as candle writes them). */
+export function encodeSafetensors(tensors: Record<string, Tensor>): Uint8Array<ArrayBuffer> {
+  const names = Object.keys(tensors).sort();
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const n of names) {
+    const bytes = tensors[n].data.byteLength;
+    header[n] = { dtype: "F32", shape: tensors[n].shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((8 - (json.length % 8)) % 8);
+  const head = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + head.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
+  out.set(head, 8);
+  let at = 8 + head.length;
+  for (const n of names) {
+    const d = tensors[n].data;
+    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), at);
+    at += d.byteLength;
+  }
+  return out;
+}

@@ -1,0 +1,33 @@
+/**
+ * wna — white-noise analysis of neural networks, on a native candle engine.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadDataset, Model } from "./mod.ts";
+ * const test = await loadDataset("mnist", "test", { limit: 100 });
+ * using model = Model.create("smaller", { mean: test.mean, std: test.std });
+ * const maps = await model.analyse(null, { samples: 1000 });
+ * console.log(maps.counts.data);
+ * ```
+ * @module
+ */
+export { type Dataset, DATASET_NAMES, DatasetNotFoundError, loadDataset } from "./data/datasets.ts";
+export { parseIdx, readIdx } from "./data/idx.ts";
+export { LibraryNotFoundError, NativeError, StatusCode } from "./ffi/errors.ts";
+export {
+  type AnalysisOptions,
+  type EpochOptions,
+  type LayerInfo,
+  type Metrics,
+  Model,
+  MODEL_NAMES,
+  type ModelInfo,
+  type ModelOptions,
+  type NdArray,
+  templateScores,
+} from "./ffi/model.ts";
+export { nativeVersion } from "./ffi/native.ts";
+export { loadCheckpoint, saveCheckpoint, type Sidecar } from "./lib/checkpoint.ts";
+export { trainModel, type TrainOptions, type TrainResult } from "./lib/training.ts";
+export { type NoiseMapsOptions, type NoiseMapsSummary, runNoiseMaps } from "./lib/noise_maps.ts";
+export { encodeNpy, encodeNpz } from "./lib/npy.ts";
