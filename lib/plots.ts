@@ -43,7 +43,7 @@ export function plotSvg(options: Plot.PlotOptions): string {
 }
 
 let resvgReady: Promise<void> | undefined;
-let fonts: Uint8Array[] = [];
+const fonts: Uint8Array[] = [];
 
 async function ensureResvg(): Promise<void> {
   resvgReady ??= (async () => {

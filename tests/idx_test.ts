@@ -39,7 +39,11 @@ Deno.test("idx: a corpus of bad files each names its defect", async (t) => {
     ["empty", new Uint8Array(0), /shorter than the 4-byte header/],
     ["bad magic", new Uint8Array([1, 2, 8, 1, 0, 0, 0, 1, 0]), /bad magic number/],
     ["wrong type", idx([3], [1, 2, 3], 0x0d), /element type 0xd/],
-    ["truncated data", good.subarray(0, good.length - 1), /truncated: dimensions 3 need 3 data bytes, found 2/],
+    [
+      "truncated data",
+      good.subarray(0, good.length - 1),
+      /truncated: dimensions 3 need 3 data bytes, found 2/,
+    ],
     ["trailing bytes", new Uint8Array([...good, 9]), /trailing bytes/],
     ["truncated header", good.subarray(0, 6), /truncated header/],
     ["zero dimension", idx([0], []), /zero dimension/],
@@ -61,13 +65,24 @@ Deno.test("idx: a corpus of bad files each names its defect", async (t) => {
 Deno.test("idx: readIdx names the path; loadDataset lists where it looked", async () => {
   const dir = await Deno.makeTempDir();
   await Deno.writeFile(`${dir}/t10k-images-idx3-ubyte`, idx([1, 28, 28], new Uint8Array(700)));
-  await assert.rejects(readIdx(`${dir}/t10k-images-idx3-ubyte`, 3), new RegExp(`${dir}/t10k-images-idx3-ubyte: not a valid IDX file: truncated`));
   await assert.rejects(
-    loadDataset("mnist", "test", { dataDir: dir, download: false, cacheDir: `${dir}/cache` }).then(() =>
-      loadDataset("fashion", "test", { dataDir: `${dir}/none`, download: false, cacheDir: `${dir}/cache` })
+    readIdx(`${dir}/t10k-images-idx3-ubyte`, 3),
+    new RegExp(`${dir}/t10k-images-idx3-ubyte: not a valid IDX file: truncated`),
+  );
+  await assert.rejects(
+    loadDataset("mnist", "test", { dataDir: dir, download: false, cacheDir: `${dir}/cache` }).then(
+      () =>
+        loadDataset("fashion", "test", {
+          dataDir: `${dir}/none`,
+          download: false,
+          cacheDir: `${dir}/cache`,
+        }),
     ),
     /not a valid IDX file|not found; looked in/,
   );
-  await assert.rejects(loadDataset("cifar", "test"), /invalid dataset: "cifar" \(expected mnist or fashion\)/);
+  await assert.rejects(
+    loadDataset("cifar", "test"),
+    /invalid dataset: "cifar" \(expected mnist or fashion\)/,
+  );
   await Deno.remove(dir, { recursive: true });
 });

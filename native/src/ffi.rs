@@ -3,6 +3,10 @@
 //! `nonblocking` calls on other threads. Panics are caught here and never cross the boundary.
 //! Objects live in a registry keyed by integer handles, so a stale or freed handle is an error
 //! rather than a dangling pointer.
+//!
+//! Safety contract of every export: each pointer is null or valid for the length passed with it
+//! for the whole call, and `err` has `err_cap` writable bytes.
+#![allow(clippy::missing_safety_doc)]
 
 use crate::arrays::Arrays;
 use crate::error::{Code, Error, Result};
@@ -549,7 +553,7 @@ pub unsafe extern "C" fn wna_analyse(
         };
         let d = AnalysisConfig::default();
         let samples = num(&v, "samples", d.samples as f64)?;
-        if !(samples >= 0.0) || samples.fract() != 0.0 {
+        if !samples.is_finite() || samples < 0.0 || samples.fract() != 0.0 {
             crate::bail!(
                 InvalidArgument,
                 "noise-maps: samples must be a whole number, got {samples}"

@@ -234,7 +234,7 @@ fn stimulate(t: &Tensor, s: &Stimulation) -> Result<Tensor> {
 
 /// Checks a batch of pixel-space images: whole images, finite values.
 pub fn check_images(op: &str, pixels: &[f32]) -> Result<()> {
-    if pixels.is_empty() || pixels.len() % 784 != 0 {
+    if pixels.is_empty() || !pixels.len().is_multiple_of(784) {
         return Err(Error::Shape {
             op: "images",
             expected: "a non-empty multiple of 784 values (n x 28 x 28)".into(),

@@ -322,14 +322,22 @@ pub fn analyse(
         let pixels = &mut buf[..b * PIXELS];
         make_stimuli(pixels, first, images, cfg, pattern);
         let x = Tensor::from_slice(pixels, (b, PIXELS), &model.device)?;
-        let with_layers = first < cfg.sta_samples && !layers.is_empty();
+        // Only the first `sta_samples` samples feed the layer statistics, whatever the batching.
+        let sta_rows = (cfg.sta_samples.saturating_sub(first) as usize).min(b);
+        let (x_sta, px_sta) = (
+            x.narrow(0, 0, sta_rows.max(1))?,
+            &pixels[..sta_rows * PIXELS],
+        );
         let mut err = Ok(());
         let logits = model.forward_eval(
             &model.normalise(&x.reshape((b, 1, SIDE, SIDE))?)?,
             &mut |name, t| {
-                if with_layers {
+                if sta_rows > 0 {
                     if let Some(sums) = layers.get_mut(name) {
-                        err = sums.add(t, &x, pixels);
+                        err = t
+                            .narrow(0, 0, sta_rows)
+                            .map_err(Error::from)
+                            .and_then(|t| sums.add(&t, &x_sta, px_sta));
                     }
                 }
                 Ok(())

@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import { Model } from "../ffi/model.ts";
+import { conv1KernelCosine } from "../lib/noise_maps.ts";
+import { encodeSafetensors, readSafetensors } from "../lib/safetensors.ts";
+
+Deno.test("noise: same seed gives the same maps whatever the batch size", async () => {
+  using model = Model.create("smaller", { seed: 5, mean: 0.1307, std: 0.3081 });
+  const a = await model.analyse(null, { samples: 1200, batchSize: 1200, seed: 9, staSamples: 600 });
+  const b = await model.analyse(null, { samples: 1200, batchSize: 77, seed: 9, staSamples: 600 });
+  assert.deepEqual(a.counts.data, b.counts.data);
+  // Classification maps: within 1e-6. STA sums run over b*h*w unit positions per batch in one f32
+  // matmul (405,600 terms for conv1 here), so their rounding differs more with the batching.
+  const tolerance: Record<string, number> = {
+    classImages: 1e-6,
+    weightedImages: 1e-6,
+    thresholdImages: 1e-6,
+    "sta/conv1/patch": 1e-4,
+    "sta/conv2/centre": 1e-4,
+  };
+  for (const [key, tol] of Object.entries(tolerance)) {
+    const diff = a[key].data.reduce((m, v, i) => Math.max(m, Math.abs(v - b[key].data[i])), 0);
+    assert.ok(diff < tol, `${key} differs by ${diff}`);
+  }
+  const c = await model.analyse(null, { samples: 1200, batchSize: 500, seed: 10 });
+  assert.notDeepEqual(a.classImages.data, c.classImages.data, "another seed gives other noise");
+});
+
+Deno.test("noise: a hand-set linear model gives the analytic classification images", async () => {
+  // Class 0 scores x0 - 0.5, class 1 scores 0.5 - x0, the rest -10: class 0 wins iff pixel 0 > 0.5,
+  // so with uniform noise the class-0 map has pixel 0 at E[x | x > 0.5] = 0.75, class 1 at 0.25,
+  // and every other pixel at 0.5.
+  const weight = new Float32Array(10 * 784);
+  weight[0] = 1;
+  weight[784] = -1;
+  const bias = new Float32Array(10).fill(-10);
+  bias[0] = -0.5;
+  bias[1] = 0.5;
+  const dir = await Deno.makeTempDir();
+  await Deno.writeFile(
+    `${dir}/w.safetensors`,
+    encodeSafetensors({
+      "fc.weight": { shape: [10, 784], data: weight },
+      "fc.bias": { shape: [10], data: bias },
+    }),
+  );
+  using model = Model.create("logreg");
+  model.loadWeights(`${dir}/w.safetensors`);
+  const n = 40000;
+  const r = await model.analyse(null, { samples: n, seed: 1 });
+  const [c0, c1, ...rest] = r.counts.data;
+  assert.equal(c0 + c1, n);
+  assert.ok(rest.every((c) => c === 0));
+  assert.ok(Math.abs(c0 / n - 0.5) < 0.01, `class 0 share ${c0 / n}`);
+  const ci = r.classImages.data;
+  assert.ok(Math.abs(ci[0] - 0.75) < 0.005, `class 0 pixel 0 = ${ci[0]}`);
+  assert.ok(Math.abs(ci[784] - 0.25) < 0.005, `class 1 pixel 0 = ${ci[784]}`);
+  const others = [...ci.subarray(1, 784), ...ci.subarray(785, 1568)];
+  assert.ok(others.every((v) => Math.abs(v - 0.5) < 0.02));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("noise: the STA of a conv layer recovers its kernels", async () => {
+  const dir = await Deno.makeTempDir();
+  using model = Model.create("smaller", { seed: 2 });
+  model.saveWeights(`${dir}/m.safetensors`);
+  const r = await model.analyse(null, {
+    samples: 10000,
+    staSamples: 10000,
+    layers: ["conv1"],
+    seed: 3,
+  });
+  const cos = await conv1KernelCosine(`${dir}/m.safetensors`, r["sta/conv1/patch"], 0.5);
+  assert.equal(cos.length, 32);
+  const sorted = [...cos].sort((a, b) => a - b);
+  assert.ok(sorted[16] > 0.9, `median cosine ${sorted[16]}`);
+  // The weights file really holds the kernels the STA is compared with.
+  const w = await readSafetensors(`${dir}/m.safetensors`);
+  assert.deepEqual(w["conv1.weight"].shape, [32, 1, 3, 3]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("noise: gamma 1 sees only the images, and predictions match predict()", async () => {
+  using model = Model.create("mlp", { seed: 4 });
+  const images = new Float32Array(20 * 784).map((_, i) => (i * 7919 % 255) / 255);
+  const r = await model.analyse(images, { gamma: 1 });
+  const logits = await model.predict(images);
+  for (let i = 0; i < 20; i++) {
+    const row = logits.subarray(i * 10, i * 10 + 10);
+    assert.equal(r.predictions.data[i], row.indexOf(Math.max(...row)));
+  }
+});
+
+Deno.test("fgsm: eps 0 is the identity; gradients match finite differences", async () => {
+  using model = Model.create("logreg", { seed: 6, mean: 0.1307, std: 0.3081 });
+  const images = new Float32Array(4 * 784).map((_, i) => ((i * 104729) % 1000) / 1000);
+  const labels = new Uint8Array([1, 2, 3, 4]);
+  const same = await model.fgsm(images, labels, 0);
+  assert.deepEqual(same, images);
+  const { gradients, loss } = await model.inputGradients(images, labels);
+  const logitsLoss = async (x: Float32Array) => (await model.inputGradients(x, labels)).loss;
+  for (const k of [3, 400, 784 + 17, 3 * 784 + 600]) {
+    const h = 1e-2;
+    const plus = images.slice();
+    plus[k] += h;
+    const minus = images.slice();
+    minus[k] -= h;
+    const fd = ((await logitsLoss(plus)) - (await logitsLoss(minus))) / (2 * h);
+    assert.ok(
+      Math.abs(fd - gradients[k]) < 1e-3 + 1e-2 * Math.abs(fd),
+      `pixel ${k}: ${gradients[k]} vs ${fd}`,
+    );
+  }
+  assert.ok(Number.isFinite(loss));
+  const adv = await model.fgsm(images, labels, 0.1);
+  assert.ok(adv.every((v) => v >= 0 && v <= 1));
+});

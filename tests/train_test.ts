@@ -1,0 +1,197 @@
+import assert from "node:assert/strict";
+import { loadDataset } from "../data/datasets.ts";
+import { loadCheckpoint, readSidecar } from "../lib/checkpoint.ts";
+import { runNoiseMaps } from "../lib/noise_maps.ts";
+import { trainModel } from "../lib/training.ts";
+
+const quiet = { progress: false, log: () => {} };
+
+Deno.test("train: smaller on a 2,000-image MNIST subset beats 90% on the test set", async () => {
+  const dir = await Deno.makeTempDir();
+  const r = await trainModel({
+    model: "smaller",
+    dataset: "mnist",
+    limit: 2000,
+    epochs: 5,
+    batchSize: 64,
+    valFraction: 0.05,
+    patience: 5,
+    seed: 1,
+    outDir: dir,
+    ...quiet,
+  });
+  assert.ok(r.testAccuracy > 0.9, `test accuracy ${r.testAccuracy}`);
+  const side = await readSidecar(r.checkpoint);
+  assert.equal(side.testAccuracy, r.testAccuracy);
+  assert.equal(side.history.length, 5);
+  assert.deepEqual(side.normalisation, { mean: 0.1307, std: 0.3081 });
+  // The history is an .npz (a zip whose first entry is an .npy) and a PNG.
+  const npz = await Deno.readFile(`${dir}/history.npz`);
+  assert.deepEqual([...npz.subarray(0, 4)], [0x50, 0x4b, 0x03, 0x04]);
+  const png = await Deno.readFile(`${dir}/history.png`);
+  assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("train: checkpoints round-trip and --resume continues where it stopped", async () => {
+  const dir = await Deno.makeTempDir();
+  const common = {
+    model: "logreg" as const,
+    dataset: "mnist",
+    limit: 1000,
+    seed: 2,
+    outDir: dir,
+    ...quiet,
+  };
+  await trainModel({ ...common, epochs: 1 });
+  const first = await readSidecar(`${dir}/model.safetensors`);
+  assert.equal(first.epoch, 0);
+  const resumed = await trainModel({ ...common, epochs: 3, resume: true });
+  const last = await readSidecar(`${dir}/model.safetensors`);
+  assert.equal(last.epoch, 2);
+  assert.equal(last.history.length, 3);
+  assert.deepEqual(last.history[0], first.history[0], "resume keeps the earlier epochs");
+  assert.ok(resumed.testAccuracy > 0.7);
+  // Same weights give the same logits after a save/load round trip.
+  const test = await loadDataset("mnist", "test", { limit: 50 });
+  const a = await loadCheckpoint(resumed.checkpoint);
+  const b = await loadCheckpoint(resumed.checkpoint);
+  try {
+    assert.deepEqual(await a.model.predict(test.images), await b.model.predict(test.images));
+  } finally {
+    a.model.close();
+    b.model.close();
+  }
+  assert.deepEqual(
+    [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".tmp")),
+    [],
+    "no temp files left",
+  );
+  await assert.rejects(
+    trainModel({ ...common, outDir: `${dir}/empty`, resume: true }),
+    /resume: no usable checkpoint/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("noise-maps: output files are valid (.npy, PNG, summary.json, report.html)", async () => {
+  const dir = await Deno.makeTempDir();
+  const { checkpoint } = await trainModel({
+    model: "smaller",
+    dataset: "mnist",
+    limit: 600,
+    epochs: 1,
+    seed: 3,
+    outDir: `${dir}/ckpt`,
+    ...quiet,
+  });
+  const out = `${dir}/run`;
+  const s = await runNoiseMaps({
+    checkpoint,
+    outDir: out,
+    samples: 1000,
+    evalImages: 100,
+    stimSamples: 200,
+    gammas: [0, 1],
+    weights: [0, 1],
+    log: () => {},
+  });
+  const npy = await Deno.readFile(`${out}/classImages.npy`);
+  assert.deepEqual([...npy.subarray(0, 6)], [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
+  const header = new TextDecoder().decode(
+    npy.subarray(10, 10 + new DataView(npy.buffer).getUint16(8, true)),
+  );
+  assert.match(header, /'descr': '<f4', 'fortran_order': False, 'shape': \(10, 28, 28\)/);
+  assert.equal(npy.length, 10 + header.length + 10 * 784 * 4);
+  for (
+    const f of [
+      "classification-images.png",
+      "bias-histogram.png",
+      "sta-conv1-patch.png",
+      "gamma-accuracy.png",
+    ]
+  ) {
+    const png = await Deno.readFile(`${out}/${f}`);
+    assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], f);
+    assert.match(await Deno.readTextFile(`${out}/${f.replace(".png", ".svg")}`), /^<svg/);
+  }
+  const summary = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
+  for (
+    const key of [
+      "samples",
+      "classCounts",
+      "templateAccuracy",
+      "chance",
+      "conv1StaKernelCosine",
+      "seconds",
+    ]
+  ) {
+    assert.ok(key in summary, `summary.json lacks ${key}`);
+  }
+  assert.equal(summary.samples, 1000);
+  assert.equal(summary.classCounts.reduce((a: number, b: number) => a + b, 0), 1000);
+  assert.equal(summary.conv1StaKernelCosine.length, 32);
+  assert.equal(s.chance, 0.1);
+  const html = await Deno.readTextFile(`${out}/report.html`);
+  assert.match(html, /<svg/);
+  assert.doesNotMatch(html, /src="(?!data:)/, "the report is self-contained");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("cli: bad flags give one clear line and exit 1", async () => {
+  const run = async (script: string, args: string[]) => {
+    const out = await new Deno.Command("deno", {
+      args: ["run", "-A", script, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: out.code, err: new TextDecoder().decode(out.stderr) };
+  };
+  const cases: [string, string[], RegExp][] = [
+    [
+      "scripts/noise_maps.ts",
+      ["--samples", "abc"],
+      /error: invalid --samples: "abc" \(expected a whole number >= 1\)/,
+    ],
+    [
+      "scripts/noise_maps.ts",
+      ["--noise", "pink", "--checkpoint", "x.safetensors"],
+      /error: invalid --noise: "pink" \(expected uniform, gaussian\)/,
+    ],
+    [
+      "scripts/noise_maps.ts",
+      ["--checkpoint", "/nonexistent/m.safetensors"],
+      /error: checkpoint: no sidecar \/nonexistent\/m.json/,
+    ],
+    [
+      "scripts/train.ts",
+      ["--model", "vgg"],
+      /error: invalid --model: "vgg" \(expected smaller, larger/,
+    ],
+    ["scripts/train.ts", ["--epochs", "0"], /error: invalid --epochs: "0"/],
+  ];
+  for (const [script, args, pattern] of cases) {
+    const { code, err } = await run(script, args);
+    assert.equal(code, 1, `${args.join(" ")}: exit ${code}: ${err}`);
+    assert.match(err, pattern);
+  }
+});
+
+Deno.test("library use: the README's example script runs", async () => {
+  const out = await new Deno.Command("deno", {
+    args: [
+      "run",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-env",
+      "--allow-run=cargo",
+      "examples/quickstart.ts",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const r = JSON.parse(new TextDecoder().decode(out.stdout));
+  assert.ok(r.accuracy > 0.8, `accuracy ${r.accuracy}`);
+  assert.equal(r.counts.reduce((a: number, b: number) => a + b, 0), 2000);
+});
