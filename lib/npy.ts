@@ -2,7 +2,7 @@
  * `.npy` and `.npz` writers (NumPy format 1.0), so `numpy.load` reads what wna writes.
  * @module
  */
-import { crc32 } from "./_crc32.ts";
+import { concatBytes, crc32 } from "./_crc32.ts";
 
 type Typed = Float32Array | Float64Array | Int32Array | Uint8Array;
 
@@ -95,11 +95,5 @@ export function encodeNpz(
   ev.setUint32(12, centralSize, true);
   ev.setUint32(16, offset, true);
   const parts = [...locals, ...centrals, end];
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }

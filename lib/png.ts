@@ -3,7 +3,7 @@
  * @module
  */
 import { deflateSync } from "node:zlib";
-import { crc32 } from "./_crc32.ts";
+import { concatBytes, crc32 } from "./_crc32.ts";
 
 function chunk(type: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(12 + data.length);
@@ -55,13 +55,7 @@ export function encodePng(
     chunk("IDAT", new Uint8Array(deflateSync(raw))),
     chunk("IEND", new Uint8Array(0)),
   ];
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** Blue-white-red: -1 -> blue, 0 -> white, +1 -> red. */

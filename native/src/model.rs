@@ -148,8 +148,7 @@ impl Model {
     pub fn input(&self, pixels: &[f32]) -> Result<Tensor> {
         check_images("input", pixels)?;
         let n = pixels.len() / 784;
-        let x = Tensor::from_slice(pixels, (n, 1, 28, 28), &self.device)?;
-        Ok(x.affine(1.0 / self.std as f64, -(self.mean / self.std) as f64)?)
+        self.normalise(&Tensor::from_slice(pixels, (n, 1, 28, 28), &self.device)?)
     }
 
     pub fn normalise(&self, x: &Tensor) -> Result<Tensor> {
