@@ -5,6 +5,8 @@ pub mod arrays;
 pub mod error;
 pub mod ffi;
 pub mod grad;
+pub mod kernels;
+pub mod layers;
 pub mod model;
 pub mod models;
 pub mod noise;

@@ -4,9 +4,10 @@
 
 use super::{LayerInfo, Net, Rf, Tap};
 use crate::error::Result;
+use crate::layers::Conv2d;
 use crate::philox::Philox;
 use candle_core::{Module, Tensor};
-use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{linear, Linear, VarBuilder};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Inverted dropout whose mask comes from Philox keyed by the training step, so a seeded run
@@ -43,11 +44,7 @@ impl Dropout {
 }
 
 fn padded(k: usize, pad: usize, cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        padding: pad,
-        ..Default::default()
-    };
-    Ok(conv2d(cin, cout, k, cfg, vb)?)
+    Conv2d::new(cin, cout, k, 1, pad, true, vb)
 }
 
 pub struct N1 {

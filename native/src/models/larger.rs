@@ -3,21 +3,15 @@
 
 use super::{LayerInfo, Net, Rf, Tap};
 use crate::error::Result;
+use crate::layers::{BatchNorm, Conv2d};
 use candle_core::{Module, Tensor};
-use candle_nn::{
-    batch_norm, conv2d, conv2d_no_bias, linear, BatchNorm, Conv2d, Conv2dConfig, Linear, VarBuilder,
-};
+use candle_nn::{linear, Linear, VarBuilder};
 
 pub const WIDTHS: [usize; 4] = [16, 32, 64, 128];
 pub const STRIDES: [usize; 4] = [1, 1, 2, 1];
 
 fn conv(cin: usize, cout: usize, k: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        padding: k / 2,
-        stride,
-        ..Default::default()
-    };
-    Ok(conv2d_no_bias(cin, cout, k, cfg, vb)?)
+    Conv2d::new(cin, cout, k, stride, k / 2, false, vb)
 }
 
 struct Block {
@@ -33,26 +27,26 @@ impl Block {
         let projection = if cin != cout || stride != 1 {
             Some((
                 conv(cin, cout, 1, stride, vb.pp("proj"))?,
-                batch_norm(cout, 1e-5, vb.pp("proj_bn"))?,
+                BatchNorm::new(cout, vb.pp("proj_bn"))?,
             ))
         } else {
             None
         };
         Ok(Self {
             conv1: conv(cin, cout, 3, stride, vb.pp("conv1"))?,
-            bn1: batch_norm(cout, 1e-5, vb.pp("bn1"))?,
+            bn1: BatchNorm::new(cout, vb.pp("bn1"))?,
             conv2: conv(cout, cout, 3, 1, vb.pp("conv2"))?,
-            bn2: batch_norm(cout, 1e-5, vb.pp("bn2"))?,
+            bn2: BatchNorm::new(cout, vb.pp("bn2"))?,
             projection,
         })
     }
 
     fn forward(&self, x: &Tensor, train: bool, name: &str, tap: Tap) -> Result<Tensor> {
-        let h = self.conv1.forward(x)?.apply_t(&self.bn1, train)?.relu()?;
+        let h = self.bn1.forward(&self.conv1.forward(x)?, train, true)?;
         let h = tap(&format!("{name}.conv1"), h)?;
-        let h = self.conv2.forward(&h)?.apply_t(&self.bn2, train)?;
+        let h = self.bn2.forward(&self.conv2.forward(&h)?, train, false)?;
         let skip = match &self.projection {
-            Some((c, bn)) => c.forward(x)?.apply_t(bn, train)?,
+            Some((c, bn)) => bn.forward(&c.forward(x)?, train, false)?,
             None => x.clone(),
         };
         tap(name, (h + skip)?.relu()?)
@@ -75,11 +69,6 @@ impl Larger {
                 "larger: blocks per stage must be 1..=16, got {blocks:?}"
             );
         }
-        let stem_cfg = Conv2dConfig {
-            padding: 3,
-            stride: 2,
-            ..Default::default()
-        };
         let mut cin = 16;
         let mut stages = Vec::new();
         for (s, &n) in blocks.iter().enumerate() {
@@ -93,8 +82,8 @@ impl Larger {
             stages.push(stage);
         }
         Ok(Self {
-            stem: conv2d(1, 16, 7, stem_cfg, vb.pp("stem"))?,
-            stem_bn: batch_norm(16, 1e-5, vb.pp("stem_bn"))?,
+            stem: Conv2d::new(1, 16, 7, 2, 3, true, vb.pp("stem"))?,
+            stem_bn: BatchNorm::new(16, vb.pp("stem_bn"))?,
             stages,
             fc: linear(128, classes, vb.pp("fc"))?,
             classes,
@@ -104,11 +93,7 @@ impl Larger {
 
 impl Net for Larger {
     fn forward_tapped(&self, x: &Tensor, train: bool, tap: Tap) -> Result<Tensor> {
-        let x = self
-            .stem
-            .forward(x)?
-            .apply_t(&self.stem_bn, train)?
-            .relu()?;
+        let x = self.stem_bn.forward(&self.stem.forward(x)?, train, true)?;
         let mut x = tap("stem", x)?;
         for (s, stage) in self.stages.iter().enumerate() {
             for (b, block) in stage.iter().enumerate() {

@@ -2,8 +2,9 @@
 
 use super::{LayerInfo, Net, Rf, Tap};
 use crate::error::Result;
+use crate::layers::{max_pool2, BatchNorm, Conv2d};
 use candle_core::{Module, Tensor};
-use candle_nn::{batch_norm, conv2d, linear, BatchNorm, Conv2d, Linear, VarBuilder};
+use candle_nn::{linear, Linear, VarBuilder};
 
 pub const HIDDEN: usize = 256;
 
@@ -20,14 +21,13 @@ pub struct Smaller {
 
 impl Smaller {
     pub fn new(vb: VarBuilder, classes: usize) -> Result<Self> {
-        let cfg = Default::default();
         Ok(Self {
-            conv1: conv2d(1, 32, 3, cfg, vb.pp("conv1"))?,
-            bn1: batch_norm(32, 1e-5, vb.pp("bn1"))?,
-            conv2: conv2d(32, 64, 3, cfg, vb.pp("conv2"))?,
-            bn2: batch_norm(64, 1e-5, vb.pp("bn2"))?,
+            conv1: Conv2d::new(1, 32, 3, 1, 0, true, vb.pp("conv1"))?,
+            bn1: BatchNorm::new(32, vb.pp("bn1"))?,
+            conv2: Conv2d::new(32, 64, 3, 1, 0, true, vb.pp("conv2"))?,
+            bn2: BatchNorm::new(64, vb.pp("bn2"))?,
             fc1: linear(64 * 5 * 5, HIDDEN, vb.pp("fc1"))?,
-            bn3: batch_norm(HIDDEN, 1e-5, vb.pp("bn3"))?,
+            bn3: BatchNorm::new(HIDDEN, vb.pp("bn3"))?,
             fc2: linear(HIDDEN, classes, vb.pp("fc2"))?,
             classes,
         })
@@ -36,11 +36,11 @@ impl Smaller {
 
 impl Net for Smaller {
     fn forward_tapped(&self, x: &Tensor, train: bool, tap: Tap) -> Result<Tensor> {
-        let x = self.conv1.forward(x)?.apply_t(&self.bn1, train)?.relu()?;
-        let x = tap("conv1", x)?.max_pool2d(2)?;
-        let x = self.conv2.forward(&x)?.apply_t(&self.bn2, train)?.relu()?;
-        let x = tap("conv2", x)?.max_pool2d(2)?.flatten_from(1)?;
-        let x = self.fc1.forward(&x)?.apply_t(&self.bn3, train)?.relu()?;
+        let x = self.bn1.forward(&self.conv1.forward(x)?, train, true)?;
+        let x = max_pool2(&tap("conv1", x)?)?;
+        let x = self.bn2.forward(&self.conv2.forward(&x)?, train, true)?;
+        let x = max_pool2(&tap("conv2", x)?)?.flatten_from(1)?;
+        let x = self.bn3.forward(&self.fc1.forward(&x)?, train, true)?;
         let x = tap("fc1", x)?;
         tap("logits", self.fc2.forward(&x)?)
     }

@@ -1,0 +1,220 @@
+//! The layers the networks are built from. On the CPU they run wna's kernels (`kernels.rs`);
+//! on other devices candle's own ops. Parameter names match candle-nn's, so checkpoints are
+//! the same either way.
+
+use crate::error::Result;
+use crate::kernels;
+use candle_core::{Tensor, Var};
+use candle_nn::{Init, VarBuilder};
+
+/// Whether a tensor takes wna's CPU kernels: f32 on the CPU, unless `WNA_CANDLE_OPS` asks for
+/// candle's own ops (the bench and the kernel tests compare the two).
+fn use_kernels(x: &Tensor) -> bool {
+    x.device().is_cpu()
+        && x.dtype() == candle_core::DType::F32
+        && std::env::var_os("WNA_CANDLE_OPS").is_none()
+}
+
+/// A 2-D convolution with square stride and zero padding.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    stride: usize,
+    padding: usize,
+}
+
+impl Conv2d {
+    /// PyTorch's default init: kaiming-uniform weights and uniform bias, both in ±1/sqrt(fan_in).
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let fan_in = c_in * kernel * kernel;
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let weight = vb.get_with_hints(
+            (c_out, c_in, kernel, kernel),
+            "weight",
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        )?;
+        let bias = if bias {
+            Some(vb.get_with_hints(
+                c_out,
+                "bias",
+                Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            bias,
+            stride,
+            padding,
+        })
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if use_kernels(x) {
+            let bias = match &self.bias {
+                Some(b) => b.clone(),
+                None => Tensor::zeros(self.weight.dim(0)?, x.dtype(), x.device())?,
+            };
+            let op = kernels::Conv2d {
+                stride: self.stride,
+                padding: self.padding,
+            };
+            return Ok(x.contiguous()?.apply_op3(&self.weight, &bias, op)?);
+        }
+        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+            None => y,
+        })
+    }
+}
+
+/// Batch normalisation over dimension 1 (PyTorch's `BatchNorm1d`/`2d`): batch statistics while
+/// training (running statistics updated with momentum 0.1, unbiased variance), running ones in
+/// inference. `forward(x, train, relu)` fuses the ReLU that follows it in most of our nets.
+#[derive(Clone, Debug)]
+pub struct BatchNorm {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    eps: f64,
+    momentum: f64,
+}
+
+impl BatchNorm {
+    pub fn new(channels: usize, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints(channels, "weight", Init::Const(1.0))?;
+        let bias = vb.get_with_hints(channels, "bias", Init::Const(0.0))?;
+        let running_mean = vb.get_with_hints(channels, "running_mean", Init::Const(0.0))?;
+        let running_var = vb.get_with_hints(channels, "running_var", Init::Const(1.0))?;
+        Ok(Self {
+            weight,
+            bias,
+            running_mean: Var::from_tensor(&running_mean)?,
+            running_var: Var::from_tensor(&running_var)?,
+            eps: 1e-5,
+            momentum: 0.1,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+        let channels = self.weight.dim(0)?;
+        let count = x.elem_count() / channels.max(1);
+        if use_kernels(x) {
+            let x = x.contiguous()?;
+            let (mean, var) = if train {
+                let (mean, var) = {
+                    let (storage, layout) = x.storage_and_layout();
+                    let candle_core::Storage::Cpu(cpu) = &*storage else {
+                        unreachable!("use_kernels checked the device")
+                    };
+                    let (start, end) = layout.contiguous_offsets().expect("made contiguous");
+                    let data = &cpu.as_slice::<f32>()?[start..end];
+                    kernels::channel_statistics(data, channels, count / x.dim(0)?.max(1))
+                };
+                self.update_running(
+                    &mean.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                    &var.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                    count,
+                )?;
+                (
+                    mean.into_iter().map(|v| v as f32).collect(),
+                    var.into_iter().map(|v| v as f32).collect(),
+                )
+            } else {
+                (
+                    self.running_mean.as_tensor().to_vec1::<f32>()?,
+                    self.running_var.as_tensor().to_vec1::<f32>()?,
+                )
+            };
+            let invstd = var
+                .iter()
+                .map(|&v| 1.0 / (v + self.eps as f32).sqrt())
+                .collect();
+            let op = kernels::BatchNorm {
+                mean,
+                invstd,
+                batch_statistics: train,
+                relu,
+            };
+            return Ok(x.apply_op3(&self.weight, &self.bias, op)?);
+        }
+        // candle ops on [c, rest] so one broadcast shape serves every rank.
+        let shape = x.shape().clone();
+        let xt = x.transpose(0, 1)?.contiguous()?;
+        let t_shape = xt.shape().clone();
+        let xt = xt.flatten_from(1)?;
+        let (mean, var) = if train {
+            let mean = xt.mean_keepdim(1)?;
+            let var = xt.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
+            self.update_running(
+                &mean.flatten_all()?.to_vec1()?,
+                &var.flatten_all()?.to_vec1()?,
+                count,
+            )?;
+            (mean, var)
+        } else {
+            (
+                self.running_mean.as_tensor().reshape(((), 1))?,
+                self.running_var.as_tensor().reshape(((), 1))?,
+            )
+        };
+        let y = xt
+            .broadcast_sub(&mean)?
+            .broadcast_div(&(var + self.eps)?.sqrt()?)?
+            .broadcast_mul(&self.weight.reshape(((), 1))?)?
+            .broadcast_add(&self.bias.reshape(((), 1))?)?;
+        let y = y.reshape(t_shape)?.transpose(0, 1)?.reshape(shape)?;
+        Ok(if relu { y.relu()? } else { y })
+    }
+
+    fn update_running(&self, mean: &[f32], var: &[f32], count: usize) -> Result<()> {
+        let m = self.momentum as f32;
+        let unbias = count as f32 / (count.max(2) - 1) as f32;
+        let device = self.running_mean.device();
+        let old_mean = self.running_mean.as_tensor().to_vec1::<f32>()?;
+        let old_var = self.running_var.as_tensor().to_vec1::<f32>()?;
+        let new_mean: Vec<f32> = old_mean
+            .iter()
+            .zip(mean)
+            .map(|(o, b)| (1.0 - m) * o + m * b)
+            .collect();
+        let new_var: Vec<f32> = old_var
+            .iter()
+            .zip(var)
+            .map(|(o, b)| (1.0 - m) * o + m * b * unbias)
+            .collect();
+        self.running_mean.set(&Tensor::new(new_mean, device)?)?;
+        self.running_var.set(&Tensor::new(new_var, device)?)?;
+        Ok(())
+    }
+}
+
+/// 2x2 max-pooling, stride 2.
+pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
+    if use_kernels(x) {
+        return Ok(x.contiguous()?.apply_op1(kernels::MaxPool2)?);
+    }
+    Ok(x.max_pool2d(2)?)
+}

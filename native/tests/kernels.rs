@@ -1,0 +1,259 @@
+//! wna's CPU kernels against candle's own ops: forward values and every gradient.
+
+use candle_core::{Device, Tensor, Var};
+use wna::kernels::{self, BatchNorm, Conv2d, MaxPool2};
+
+type R = candle_core::Result<()>;
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+fn rand(shape: &[usize], seed: u64) -> Tensor {
+    // Deterministic, tie-free values so max-pool has one winner per window.
+    let n: usize = shape.iter().product();
+    let p = wna::philox::Philox::new(seed, 7, 0);
+    let mut v = vec![0f32; n];
+    p.fill_uniform(&mut v);
+    Tensor::from_vec(
+        v.iter().map(|x| 2.0 * x - 1.0).collect::<Vec<_>>(),
+        shape,
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+/// Direct loops over every (image, out channel, in channel, tap, position): slow but obviously
+/// right. Returns (y, dL/dx, dL/dw, dL/db) for L = sum(y * r).
+#[allow(clippy::type_complexity)]
+fn naive_conv(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    r: &[f32],
+    (n, c, h, k, kk, stride, pad): (usize, usize, usize, usize, usize, usize, usize),
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let o = (h + 2 * pad - kk) / stride + 1;
+    let mut y = vec![0f32; n * k * o * o];
+    let (mut gx, mut gw, mut gb) = (vec![0f32; x.len()], vec![0f32; w.len()], vec![0f32; k]);
+    for ni in 0..n {
+        for ki in 0..k {
+            for oy in 0..o {
+                for ox in 0..o {
+                    let yi = ((ni * k + ki) * o + oy) * o + ox;
+                    y[yi] = b[ki];
+                    gb[ki] += r[yi];
+                    for ci in 0..c {
+                        for ky in 0..kk {
+                            for kx in 0..kk {
+                                let (iy, ix) = (
+                                    (oy * stride + ky) as isize - pad as isize,
+                                    (ox * stride + kx) as isize - pad as isize,
+                                );
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= h as isize {
+                                    continue;
+                                }
+                                let xi = ((ni * c + ci) * h + iy as usize) * h + ix as usize;
+                                let wi = ((ki * c + ci) * kk + ky) * kk + kx;
+                                y[yi] += w[wi] * x[xi];
+                                gx[xi] += w[wi] * r[yi];
+                                gw[wi] += x[xi] * r[yi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (y, gx, gw, gb)
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+#[test]
+fn conv2d_matches_direct_loops_forward_and_backward() -> R {
+    for (k, stride, pad, size) in [
+        (3, 1, 0, 9),
+        (3, 1, 1, 8),
+        (3, 2, 1, 9),
+        (7, 2, 3, 14),
+        (1, 2, 0, 8),
+        (5, 1, 2, 7),
+    ] {
+        let x = Var::from_tensor(&rand(&[3, 4, size, size], 1))?;
+        let w = Var::from_tensor(&rand(&[5, 4, k, k], 2))?;
+        let b = Var::from_tensor(&rand(&[5], 3))?;
+        let ours = x.apply_op3(
+            &w,
+            &b,
+            Conv2d {
+                stride,
+                padding: pad,
+            },
+        )?;
+        // candle's forward agrees too (its conv2d weight gradient does not, hence the loops).
+        let theirs = x
+            .conv2d(&w, pad, stride, 1, 1)?
+            .broadcast_add(&b.reshape((1, 5, 1, 1))?)?;
+        assert!(
+            max_diff(&ours, &theirs) < 1e-5,
+            "forward vs candle k{k} s{stride} p{pad}"
+        );
+        let r = rand(ours.dims(), 4);
+        let grads = (&ours * &r)?.sum_all()?.backward()?;
+        let (y, gx, gw, gb) = naive_conv(
+            &values(&x),
+            &values(&w),
+            &values(&b),
+            &values(&r),
+            (3, 4, size, 5, k, stride, pad),
+        );
+        let case = format!("k{k} s{stride} p{pad} size {size}");
+        assert!(max_abs_diff(&values(&ours), &y) < 1e-5, "forward {case}");
+        assert!(
+            max_abs_diff(&values(grads.get(&x).unwrap()), &gx) < 1e-4,
+            "grad x {case}"
+        );
+        assert!(
+            max_abs_diff(&values(grads.get(&w).unwrap()), &gw) < 1e-4,
+            "grad w {case}"
+        );
+        assert!(
+            max_abs_diff(&values(grads.get(&b).unwrap()), &gb) < 1e-4,
+            "grad b {case}"
+        );
+    }
+    Ok(())
+}
+
+fn reference_bn(
+    x: &Tensor,
+    g: &Tensor,
+    b: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    relu: bool,
+) -> candle_core::Result<Tensor> {
+    let c = g.dim(0)?;
+    let mut shape = vec![1, c];
+    shape.extend(std::iter::repeat_n(1, x.rank() - 2));
+    let r = |t: &Tensor| t.reshape(shape.as_slice());
+    let y = x
+        .broadcast_sub(&r(mean)?)?
+        .broadcast_div(&(r(var)? + 1e-5)?.sqrt()?)?
+        .broadcast_mul(&r(g)?)?
+        .broadcast_add(&r(b)?)?;
+    if relu {
+        y.relu()
+    } else {
+        Ok(y)
+    }
+}
+
+#[test]
+fn batch_norm_matches_reference_in_both_modes() -> R {
+    for dims in [vec![6, 3, 5, 5], vec![8, 7]] {
+        for (train, relu) in [(true, true), (true, false), (false, true), (false, false)] {
+            let c = dims[1];
+            let x = Var::from_tensor(&(rand(&dims, 5) * 3.0)?.affine(1.0, 0.5)?)?;
+            let g = Var::from_tensor(&rand(&[c], 6).affine(0.5, 1.0)?)?;
+            let b = Var::from_tensor(&rand(&[c], 7))?;
+            let spatial: usize = dims[2..].iter().product();
+            let (mean, var): (Tensor, Tensor) = if train {
+                // Differentiable batch statistics for the reference.
+                let xt = x.transpose(0, 1)?.contiguous()?.flatten_from(1)?;
+                let mean = xt.mean(1)?;
+                let var = xt.broadcast_sub(&mean.unsqueeze(1)?)?.sqr()?.mean(1)?;
+                (mean, var)
+            } else {
+                (rand(&[c], 8), rand(&[c], 9).affine(0.3, 1.0)?)
+            };
+            let (m_vec, v_vec) = if train {
+                let data = x.flatten_all()?.to_vec1::<f32>()?;
+                let (m, v) = kernels::channel_statistics(&data, c, spatial);
+                (
+                    m.iter().map(|&a| a as f32).collect::<Vec<_>>(),
+                    v.iter().map(|&a| a as f32).collect::<Vec<_>>(),
+                )
+            } else {
+                (mean.to_vec1()?, var.to_vec1()?)
+            };
+            let op = BatchNorm {
+                mean: m_vec,
+                invstd: v_vec.iter().map(|v| 1.0 / (v + 1e-5f32).sqrt()).collect(),
+                batch_statistics: train,
+                relu,
+            };
+            let ours = x.apply_op3(&g, &b, op)?;
+            let theirs = reference_bn(&x, &g, &b, &mean, &var, relu)?;
+            assert!(
+                max_diff(&ours, &theirs) < 1e-4,
+                "forward {dims:?} train {train} relu {relu}"
+            );
+            let r = rand(ours.dims(), 10);
+            let go = (&ours * &r)?.sum_all()?.backward()?;
+            let gt = (&theirs * &r)?.sum_all()?.backward()?;
+            for (name, v) in [("x", &x), ("gamma", &g), ("beta", &b)] {
+                let d = max_diff(go.get(v).unwrap(), gt.get(v).unwrap());
+                assert!(
+                    d < 1e-4,
+                    "grad {name} {dims:?} train {train} relu {relu}: {d}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn max_pool_matches_candle_forward_and_routes_gradients_to_the_maximum() -> R {
+    for size in [26, 11, 7] {
+        let x = Var::from_tensor(&rand(&[2, 3, size, size], 11))?;
+        let ours = x.apply_op1(MaxPool2)?;
+        assert_eq!(max_diff(&ours, &x.max_pool2d(2)?), 0.0);
+        let r = rand(ours.dims(), 12);
+        let grads = (&ours * &r)?.sum_all()?.backward()?;
+        // Reference: each window's gradient lands on its (unique) maximum.
+        let (xv, rv, o) = (values(&x), values(&r), size / 2);
+        let mut expected = vec![0f32; xv.len()];
+        for plane in 0..6 {
+            for oy in 0..o {
+                for ox in 0..o {
+                    let idx =
+                        |dy: usize, dx: usize| (plane * size + 2 * oy + dy) * size + 2 * ox + dx;
+                    let best = [idx(0, 0), idx(0, 1), idx(1, 0), idx(1, 1)]
+                        .into_iter()
+                        .max_by(|&a, &b| xv[a].total_cmp(&xv[b]))
+                        .unwrap();
+                    expected[best] += rv[(plane * o + oy) * o + ox];
+                }
+            }
+        }
+        assert_eq!(
+            max_abs_diff(&values(grads.get(&x).unwrap()), &expected),
+            0.0,
+            "size {size}"
+        );
+    }
+    Ok(())
+}
