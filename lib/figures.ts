@@ -45,7 +45,7 @@ export function mapsSvg(
   const width = columns * (cellW + 6);
   const height = top + rows * (h * scale + titleH + 6);
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, sans-serif" font-size="10">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, sans-serif" font-size="10" shape-rendering="crispEdges">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
   ];
   if (heading) parts.push(`<text x="2" y="12" font-size="12">${esc(heading)}</text>`);

@@ -101,7 +101,14 @@ async function drawHistory(history: EpochRecord[], base: string): Promise<void> 
     x: { label: "epoch", tickFormat: "d" },
     marginRight: 80,
     marks: [
-      Plot.lineY(rows, { x: "epoch", y: "value", stroke: "split", fy: "metric", marker: "circle" }),
+      Plot.lineY(rows, {
+        x: "epoch",
+        y: "value",
+        stroke: "split",
+        z: "split",
+        fy: "metric",
+        marker: "circle",
+      }),
       Plot.text(
         rows,
         Plot.selectLast({

@@ -1,6 +1,7 @@
 /**
  * The independent reference: the same weights loaded into TensorFlow.js (CPU backend) must give
- * the native logits within 1e-4, for `smaller` and `larger` in inference mode.
+ * the native logits within 1e-4, for `smaller` and `larger` in inference mode, and the same
+ * input gradients (relative to the largest one) that FGSM and the saliency maps use.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
@@ -80,6 +81,10 @@ function largerLogits(w: Weights, x: tf.Tensor4D, blocks: number[]): tf.Tensor2D
   return linear(w, "fc", tf.mean(h, [1, 2]) as tf.Tensor2D);
 }
 
+function referenceLogits(name: string, w: Weights, x: tf.Tensor4D, blocks: number[]) {
+  return name === "smaller" ? smallerLogits(w, x) : largerLogits(w, x, blocks);
+}
+
 async function compare(name: "smaller" | "larger", blocks: number[]) {
   const train = await loadDataset("mnist", "train", { limit: 512 });
   const test = await loadDataset("mnist", "test", { limit: 64 });
@@ -108,15 +113,50 @@ async function compare(name: "smaller" | "larger", blocks: number[]) {
     // A mistake that merely shifts every logit would still agree on nothing else: check spread.
     const spread = Math.max(...reference) - Math.min(...reference);
     assert.ok(spread > 0.1, `${name}: logits are degenerate (spread ${spread})`);
+
+    // Input gradients of the summed cross-entropy, as FGSM uses them.
+    const { gradients } = await model.inputGradients(test.images, test.labels);
+    const expected = tf.tidy(() => {
+      const oneHot = tf.oneHot(tf.tensor1d(test.labels, "int32"), 10);
+      const loss = (pixels: tf.Tensor) => {
+        const x = tf.div(tf.sub(pixels, train.mean), train.std) as tf.Tensor4D;
+        const logits = referenceLogits(name, weights, x, blocks);
+        return tf.neg(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits))));
+      };
+      const g = tf.grad(loss)(tf.tensor4d(test.images, [test.count, 28, 28, 1]));
+      return g.dataSync() as Float32Array;
+    });
+    // A unit whose pre-activation sits within rounding of zero can switch its ReLU between two
+    // f32 implementations and move a few gradients discretely, so the check is on the whole
+    // (relative L2 error) and on all but a handful of elements.
+    let scale = 0;
+    let errSq = 0;
+    let refSq = 0;
+    for (let i = 0; i < expected.length; i++) {
+      scale = Math.max(scale, Math.abs(expected[i]));
+      errSq += (gradients[i] - expected[i]) ** 2;
+      refSq += expected[i] ** 2;
+    }
+    let off = 0;
+    for (let i = 0; i < expected.length; i++) {
+      if (Math.abs(gradients[i] - expected[i]) > 1e-4 * scale) off++;
+    }
+    assert.ok(scale > 1e-3, `${name}: reference gradients vanish (${scale})`);
+    const relative = Math.sqrt(errSq / refSq);
+    assert.ok(relative < 1e-3, `${name}: input gradients differ, relative L2 error ${relative}`);
+    assert.ok(
+      off <= expected.length * 1e-3,
+      `${name}: ${off} of ${expected.length} input gradients differ by more than 1e-4 x the largest`,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 }
 
-Deno.test("reference: smaller's logits match TensorFlow.js within 1e-4", async () => {
+Deno.test("reference: smaller's logits match TensorFlow.js within 1e-4, and so do input gradients", async () => {
   await compare("smaller", [2, 1, 3, 2]);
 });
 
-Deno.test("reference: larger's logits match TensorFlow.js within 1e-4", async () => {
+Deno.test("reference: larger's logits match TensorFlow.js within 1e-4, and so do input gradients", async () => {
   await compare("larger", [2, 1, 3, 2]);
 });

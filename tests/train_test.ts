@@ -170,6 +170,12 @@ Deno.test("cli: bad flags give one clear line and exit 1", async () => {
       /error: invalid --model: "vgg" \(expected smaller, larger/,
     ],
     ["scripts/train.ts", ["--epochs", "0"], /error: invalid --epochs: "0"/],
+    [
+      "scripts/fgsm.ts",
+      ["--checkpoint", "/nonexistent/a.safetensors"],
+      /error: --checkpoint \/nonexistent\/a.safetensors: no such file/,
+    ],
+    ["scripts/fgsm.ts", ["--eps", "0.1,x"], /error: invalid --eps: "x"/],
   ];
   for (const [script, args, pattern] of cases) {
     const { code, err } = await run(script, args);

@@ -13,9 +13,15 @@ fn main() -> wna::Result<()> {
     let mut pixels = vec![0f32; n * 784];
     wna::philox::Philox::new(1, 0, 0).fill_uniform(&mut pixels);
     let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-    for name in ["smaller", "larger"] {
+    let names: Vec<String> = std::env::args().skip(1).collect();
+    let names = if names.is_empty() {
+        vec!["smaller".into(), "larger".into()]
+    } else {
+        names
+    };
+    for name in &names {
         let spec = ModelSpec {
-            name: name.into(),
+            name: name.clone(),
             classes: 10,
             blocks: [2, 1, 3, 2],
         };

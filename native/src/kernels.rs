@@ -30,6 +30,32 @@ fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> CResul
 /// strides so transposes cost nothing. Single-threaded: callers parallelise over images.
 #[allow(clippy::too_many_arguments)]
 fn matmul(
+    shape: (usize, usize, usize),
+    dst: &mut [f32],
+    dst_strides: (usize, usize),
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+) {
+    let serial = gemm::Parallelism::None;
+    strided_gemm(
+        shape,
+        dst,
+        dst_strides,
+        accumulate,
+        lhs,
+        lhs_strides,
+        rhs,
+        rhs_strides,
+        serial,
+    )
+}
+
+/// [`matmul`] with a choice of threading: one big product (a linear layer) uses every core.
+#[allow(clippy::too_many_arguments)]
+fn strided_gemm(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     (dst_rs, dst_cs): (usize, usize),
@@ -38,6 +64,7 @@ fn matmul(
     (lhs_rs, lhs_cs): (usize, usize),
     rhs: &[f32],
     (rhs_rs, rhs_cs): (usize, usize),
+    parallelism: gemm::Parallelism,
 ) {
     let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
         if rows == 0 || cols == 0 {
@@ -80,7 +107,7 @@ fn matmul(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         )
     }
 }
@@ -198,6 +225,17 @@ impl ConvGeometry {
             }
         }
     }
+}
+
+/// Adds per-task partial sums in task order: the tasks are cut by shape alone, so a result never
+/// depends on the thread count or on scheduling, and the same seed trains the same weights.
+fn sum_in_order<T: Copy + std::ops::AddAssign>(partials: Vec<Vec<T>>) -> Vec<T> {
+    let mut parts = partials.into_iter();
+    let mut total = parts.next().unwrap_or_default();
+    for p in parts {
+        total.iter_mut().zip(&p).for_each(|(t, v)| *t += *v);
+    }
+    total
 }
 
 /// Images per rayon task: enough work per task to amortise scheduling, small enough to balance.
@@ -389,35 +427,34 @@ impl CustomOp2 for Conv2dGradWeight {
         let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
         let per_task = images_per_task(g.out_len() * taps);
         let zero = || vec![0f32; k * taps + k];
-        let total = x
-            .par_chunks(g.image_len() * per_task)
-            .zip(grad.par_chunks(g.out_len() * per_task))
-            .fold(zero, |mut acc, (images, grads)| {
-                let mut col = vec![0f32; taps * p];
-                for (image, go) in images.chunks(g.image_len()).zip(grads.chunks(g.out_len())) {
-                    g.im2col(image, &mut col);
-                    let (acc_w, acc_b) = acc.split_at_mut(k * taps);
-                    // acc_w += grad (k x p) . col^T (p x taps)
-                    matmul(
-                        (k, taps, p),
-                        acc_w,
-                        (taps, 1),
-                        true,
-                        go,
-                        (p, 1),
-                        &col,
-                        (1, p),
-                    );
-                    for (sum, row) in acc_b.iter_mut().zip(go.chunks(p)) {
-                        *sum += row.iter().sum::<f32>();
+        let total = sum_in_order(
+            x.par_chunks(g.image_len() * per_task)
+                .zip(grad.par_chunks(g.out_len() * per_task))
+                .map(|(images, grads)| {
+                    let mut acc = zero();
+                    let mut col = vec![0f32; taps * p];
+                    for (image, go) in images.chunks(g.image_len()).zip(grads.chunks(g.out_len())) {
+                        g.im2col(image, &mut col);
+                        let (acc_w, acc_b) = acc.split_at_mut(k * taps);
+                        // acc_w += grad (k x p) . col^T (p x taps)
+                        matmul(
+                            (k, taps, p),
+                            acc_w,
+                            (taps, 1),
+                            true,
+                            go,
+                            (p, 1),
+                            &col,
+                            (1, p),
+                        );
+                        for (sum, row) in acc_b.iter_mut().zip(go.chunks(p)) {
+                            *sum += row.iter().sum::<f32>();
+                        }
                     }
-                }
-                acc
-            })
-            .reduce(zero, |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            });
+                    acc
+                })
+                .collect::<Vec<_>>(),
+        );
         let len = total.len();
         Ok((CpuStorage::F32(total), Shape::from(len)))
     }
@@ -446,24 +483,23 @@ fn channel_layout(shape: &Shape) -> CResult<(usize, usize, usize)> {
 pub fn channel_statistics(x: &[f32], channels: usize, spatial: usize) -> (Vec<f64>, Vec<f64>) {
     let per_image = channels * spatial;
     let zero = || vec![0f64; 2 * channels];
-    let sums = x
-        .par_chunks(per_image * images_per_task(per_image))
-        .fold(zero, |mut acc, images| {
-            for image in images.chunks(per_image) {
-                for (c, plane) in image.chunks(spatial).enumerate() {
-                    let (s, s2) = plane
-                        .iter()
-                        .fold((0f32, 0f32), |(s, s2), &v| (s + v, s2 + v * v));
-                    acc[2 * c] += s as f64;
-                    acc[2 * c + 1] += s2 as f64;
+    let sums = sum_in_order(
+        x.par_chunks(per_image * images_per_task(per_image))
+            .map(|images| {
+                let mut acc = zero();
+                for image in images.chunks(per_image) {
+                    for (c, plane) in image.chunks(spatial).enumerate() {
+                        let (s, s2) = plane
+                            .iter()
+                            .fold((0f32, 0f32), |(s, s2), &v| (s + v, s2 + v * v));
+                        acc[2 * c] += s as f64;
+                        acc[2 * c + 1] += s2 as f64;
+                    }
                 }
-            }
-            acc
-        })
-        .reduce(zero, |mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        });
+                acc
+            })
+            .collect::<Vec<_>>(),
+    );
     let count = (x.len() / channels.max(1)).max(1) as f64;
     let mean: Vec<f64> = (0..channels).map(|c| sums[2 * c] / count).collect();
     let var = (0..channels)
@@ -573,34 +609,33 @@ impl CustomOp3 for BatchNormGrad {
         // The gradient reaching the affine output: ReLU passes it where the output is positive.
         let dz = |y: f32, dy: f32| if !relu || y > 0.0 { dy } else { 0.0 };
         let zero = || vec![0f64; 2 * c];
-        let sums = x
-            .par_chunks(per_task)
-            .zip(y.par_chunks(per_task))
-            .zip(dy.par_chunks(per_task))
-            .fold(zero, |mut acc, ((x, y), dy)| {
-                for (i, ((x, y), dy)) in x
-                    .chunks(spatial)
-                    .zip(y.chunks(spatial))
-                    .zip(dy.chunks(spatial))
-                    .enumerate()
-                {
-                    let ch = i % c;
-                    let (m, s) = (self.mean[ch], self.invstd[ch]);
-                    let (mut sum, mut sum_xhat) = (0f32, 0f32);
-                    for ((&x, &y), &dy) in x.iter().zip(y).zip(dy) {
-                        let d = dz(y, dy);
-                        sum += d;
-                        sum_xhat += d * (x - m) * s;
+        let sums = sum_in_order(
+            x.par_chunks(per_task)
+                .zip(y.par_chunks(per_task))
+                .zip(dy.par_chunks(per_task))
+                .map(|((x, y), dy)| {
+                    let mut acc = zero();
+                    for (i, ((x, y), dy)) in x
+                        .chunks(spatial)
+                        .zip(y.chunks(spatial))
+                        .zip(dy.chunks(spatial))
+                        .enumerate()
+                    {
+                        let ch = i % c;
+                        let (m, s) = (self.mean[ch], self.invstd[ch]);
+                        let (mut sum, mut sum_xhat) = (0f32, 0f32);
+                        for ((&x, &y), &dy) in x.iter().zip(y).zip(dy) {
+                            let d = dz(y, dy);
+                            sum += d;
+                            sum_xhat += d * (x - m) * s;
+                        }
+                        acc[ch] += sum as f64;
+                        acc[c + ch] += sum_xhat as f64;
                     }
-                    acc[ch] += sum as f64;
-                    acc[c + ch] += sum_xhat as f64;
-                }
-                acc
-            })
-            .reduce(zero, |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            });
+                    acc
+                })
+                .collect::<Vec<_>>(),
+        );
         let count = (x.len() / c.max(1)) as f32;
         let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = (0..c)
             .map(|ch| (sums[ch] as f32, sums[c + ch] as f32))
@@ -738,5 +773,151 @@ impl CustomOp2 for MaxPool2Grad {
                 }
             });
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
+    }
+}
+
+/// A fully connected layer `x . w^T + b` with x `[n, in]`, w `[out, in]` (candle-nn's layout),
+/// b `[out]`. candle's own linear returns the weight gradient as a transposed view, which every
+/// optimiser step then had to copy element by element; this one writes it in place.
+pub struct Linear;
+
+fn linear_dims(x: &Layout, w: &Layout) -> CResult<(usize, usize, usize)> {
+    let (n, fan_in) = x.shape().dims2()?;
+    let (out, fan_in2) = w.shape().dims2()?;
+    if fan_in != fan_in2 {
+        candle_core::bail!("linear: input has {fan_in} features, weight expects {fan_in2}");
+    }
+    Ok((n, fan_in, out))
+}
+
+const ALL_CORES: gemm::Parallelism = gemm::Parallelism::Rayon(0);
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "wna-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let (n, fan_in, out) = linear_dims(xl, wl)?;
+        let (x, w, b) = (
+            f32_slice(xs, xl, "linear")?,
+            f32_slice(ws, wl, "linear")?,
+            f32_slice(bs, bl, "linear")?,
+        );
+        if b.len() != out {
+            candle_core::bail!("linear: bias has {} values for {out} outputs", b.len());
+        }
+        let mut y = vec![0f32; n * out];
+        y.chunks_mut(out).for_each(|row| row.copy_from_slice(b));
+        let shape = (n, out, fan_in);
+        strided_gemm(
+            shape,
+            &mut y,
+            (out, 1),
+            true,
+            x,
+            (fan_in, 1),
+            w,
+            (1, fan_in),
+            ALL_CORES,
+        );
+        Ok((CpuStorage::F32(y), Shape::from((n, out))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let op = LinearGrad {
+            input_gradient: x.track_op(),
+        };
+        let all = x.apply_op3_no_bwd(w, &grad.contiguous()?, &op)?;
+        let (n, fan_in) = x.dims2()?;
+        let out = w.dim(0)?;
+        let x_len = if op.input_gradient { n * fan_in } else { 0 };
+        let grad_x = match op.input_gradient {
+            true => Some(all.narrow(0, 0, x_len)?.reshape((n, fan_in))?),
+            false => None,
+        };
+        let grad_w = all.narrow(0, x_len, out * fan_in)?.reshape((out, fan_in))?;
+        let grad_b = all.narrow(0, x_len + out * fan_in, out)?;
+        Ok((grad_x, Some(grad_w), Some(grad_b)))
+    }
+}
+
+/// Gradients of [`Linear`] from (x, w, dy): a flat `[dx?, dw, db]` vector.
+struct LinearGrad {
+    input_gradient: bool,
+}
+
+impl CustomOp3 for LinearGrad {
+    fn name(&self) -> &'static str {
+        "wna-linear-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let (n, fan_in, out) = linear_dims(xl, wl)?;
+        let (x, w, dy) = (
+            f32_slice(xs, xl, "linear grad")?,
+            f32_slice(ws, wl, "linear grad")?,
+            f32_slice(gs, gl, "linear grad")?,
+        );
+        let x_len = if self.input_gradient { n * fan_in } else { 0 };
+        let mut all = vec![0f32; x_len + out * fan_in + out];
+        let (dx, rest) = all.split_at_mut(x_len);
+        let (dw, db) = rest.split_at_mut(out * fan_in);
+        if self.input_gradient {
+            // dx = dy . w
+            let shape = (n, fan_in, out);
+            strided_gemm(
+                shape,
+                dx,
+                (fan_in, 1),
+                false,
+                dy,
+                (out, 1),
+                w,
+                (fan_in, 1),
+                ALL_CORES,
+            );
+        }
+        // dw = dy^T . x
+        let shape = (out, fan_in, n);
+        strided_gemm(
+            shape,
+            dw,
+            (fan_in, 1),
+            false,
+            dy,
+            (1, out),
+            x,
+            (fan_in, 1),
+            ALL_CORES,
+        );
+        for row in dy.chunks(out) {
+            db.iter_mut().zip(row).for_each(|(s, &g)| *s += g);
+        }
+        let len = all.len();
+        Ok((CpuStorage::F32(all), Shape::from(len)))
     }
 }

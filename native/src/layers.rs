@@ -218,3 +218,33 @@ pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
     }
     Ok(x.max_pool2d(2)?)
 }
+
+/// A fully connected layer `x . w^T + b`, weight `[out, in]` as in candle-nn and PyTorch.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    pub fn new(fan_in: usize, out: usize, vb: VarBuilder) -> Result<Self> {
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let init = Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        Ok(Self {
+            weight: vb.get_with_hints((out, fan_in), "weight", init)?,
+            bias: vb.get_with_hints(out, "bias", init)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if use_kernels(x) && x.rank() == 2 {
+            return Ok(x
+                .contiguous()?
+                .apply_op3(&self.weight, &self.bias, kernels::Linear)?);
+        }
+        Ok(x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?)
+    }
+}

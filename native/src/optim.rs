@@ -3,8 +3,25 @@
 
 use crate::error::{Error, Result};
 use candle_core::backprop::GradStore;
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Storage, Tensor, Var};
+use rayon::prelude::*;
 use std::collections::HashMap;
+
+/// Runs `f` on the values of contiguous f32 CPU tensors, borrowed in place; `None` when any
+/// tensor is something else (another device, dtype or a strided view).
+fn with_cpu_slices<R>(tensors: [&Tensor; 4], f: impl FnOnce([&[f32]; 4]) -> R) -> Option<R> {
+    let guards = tensors.map(|t| t.storage_and_layout());
+    let mut slices: [&[f32]; 4] = [&[]; 4];
+    for (slot, (storage, layout)) in slices.iter_mut().zip(&guards) {
+        let Storage::Cpu(cpu) = &**storage else {
+            return None;
+        };
+        let data = cpu.as_slice::<f32>().ok()?;
+        let (start, end) = layout.contiguous_offsets()?;
+        *slot = &data[start..end];
+    }
+    Some(f(slices))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
@@ -40,6 +57,11 @@ impl Optimizer {
                 None => (g.zeros_like()?, g.zeros_like()?),
             };
             let theta = var.as_tensor();
+            if let Some((new_theta, a, b)) = self.fused_cpu(theta, g, &a, &b, lr, t)? {
+                var.set(&new_theta)?;
+                self.state.insert(name.clone(), (a, b));
+                continue;
+            }
             let (update, a, b) = match self.kind {
                 Kind::Adam { beta1, beta2, eps } => {
                     let m = ((a * beta1)? + (g * (1.0 - beta1))?)?;
@@ -64,6 +86,78 @@ impl Optimizer {
             self.state.insert(name.clone(), (a, b));
         }
         Ok(())
+    }
+
+    /// The same update in one parallel pass over CPU memory: candle would run a dozen
+    /// single-threaded element-wise ops, each allocating, which dominated the step time of the
+    /// 12.8M-parameter N3. `None` when a tensor is not f32 on the CPU.
+    fn fused_cpu(
+        &self,
+        theta: &Tensor,
+        g: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        lr: f64,
+        t: i32,
+    ) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+        let kind = self.kind;
+        let (lr, wd) = (lr as f32, self.weight_decay as f32);
+        let updated = with_cpu_slices([theta, g, a, b], |[theta_v, g_v, a_v, b_v]| {
+            let n = theta_v.len();
+            let (mut theta_out, mut a_out, mut b_out) =
+                (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+            const CHUNK: usize = 1 << 14;
+            match kind {
+                Kind::Adam { beta1, beta2, eps } => {
+                    let (b1, b2, eps) = (beta1 as f32, beta2 as f32, eps as f32);
+                    let (c1, c2) = (1.0 - beta1.powi(t) as f32, 1.0 - beta2.powi(t) as f32);
+                    theta_out
+                        .par_chunks_mut(CHUNK)
+                        .zip(a_out.par_chunks_mut(CHUNK))
+                        .zip(b_out.par_chunks_mut(CHUNK))
+                        .enumerate()
+                        .for_each(|(c, ((th, m), v))| {
+                            let r = c * CHUNK..(c * CHUNK + th.len());
+                            let (th0, g, m0, v0) = (
+                                &theta_v[r.clone()],
+                                &g_v[r.clone()],
+                                &a_v[r.clone()],
+                                &b_v[r],
+                            );
+                            for i in 0..th.len() {
+                                m[i] = b1 * m0[i] + (1.0 - b1) * g[i];
+                                v[i] = b2 * v0[i] + (1.0 - b2) * g[i] * g[i];
+                                let adam = (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
+                                th[i] = th0[i] - lr * (adam + wd * th0[i]);
+                            }
+                        });
+                }
+                Kind::Sgd { momentum, nesterov } => {
+                    let mu = momentum as f32;
+                    theta_out
+                        .par_chunks_mut(CHUNK)
+                        .zip(a_out.par_chunks_mut(CHUNK))
+                        .enumerate()
+                        .for_each(|(c, (th, vel))| {
+                            let r = c * CHUNK..(c * CHUNK + th.len());
+                            let (th0, g, vel0) = (&theta_v[r.clone()], &g_v[r.clone()], &a_v[r]);
+                            for i in 0..th.len() {
+                                let gi = g[i] + wd * th0[i];
+                                vel[i] = mu * vel0[i] + gi;
+                                let step = if nesterov { gi + mu * vel[i] } else { vel[i] };
+                                th[i] = th0[i] - lr * step;
+                            }
+                        });
+                    b_out.copy_from_slice(b_v);
+                }
+            }
+            (theta_out, a_out, b_out)
+        });
+        let Some((theta_out, a_out, b_out)) = updated else {
+            return Ok(None);
+        };
+        let make = |v: Vec<f32>| Tensor::from_vec(v, theta.shape(), theta.device());
+        Ok(Some((make(theta_out)?, make(a_out)?, make(b_out)?)))
     }
 
     pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {

@@ -257,3 +257,37 @@ fn max_pool_matches_candle_forward_and_routes_gradients_to_the_maximum() -> R {
     }
     Ok(())
 }
+
+#[test]
+fn linear_matches_direct_loops_forward_and_backward() -> R {
+    let (n, fan_in, out) = (5, 7, 3);
+    let x = Var::from_tensor(&rand(&[n, fan_in], 13))?;
+    let w = Var::from_tensor(&rand(&[out, fan_in], 14))?;
+    let b = Var::from_tensor(&rand(&[out], 15))?;
+    let y = x.apply_op3(&w, &b, kernels::Linear)?;
+    let r = rand(&[n, out], 16);
+    let grads = (&y * &r)?.sum_all()?.backward()?;
+    let (xv, wv, bv, rv) = (values(&x), values(&w), values(&b), values(&r));
+    let (mut ey, mut gx, mut gw, mut gb) = (
+        vec![0f32; n * out],
+        vec![0f32; n * fan_in],
+        vec![0f32; out * fan_in],
+        vec![0f32; out],
+    );
+    for i in 0..n {
+        for o in 0..out {
+            ey[i * out + o] = bv[o];
+            gb[o] += rv[i * out + o];
+            for j in 0..fan_in {
+                ey[i * out + o] += xv[i * fan_in + j] * wv[o * fan_in + j];
+                gx[i * fan_in + j] += rv[i * out + o] * wv[o * fan_in + j];
+                gw[o * fan_in + j] += rv[i * out + o] * xv[i * fan_in + j];
+            }
+        }
+    }
+    assert!(max_abs_diff(&values(&y), &ey) < 1e-5);
+    assert!(max_abs_diff(&values(grads.get(&x).unwrap()), &gx) < 1e-5);
+    assert!(max_abs_diff(&values(grads.get(&w).unwrap()), &gw) < 1e-5);
+    assert!(max_abs_diff(&values(grads.get(&b).unwrap()), &gb) < 1e-5);
+    Ok(())
+}

@@ -4,10 +4,10 @@
 
 use super::{LayerInfo, Net, Rf, Tap};
 use crate::error::Result;
-use crate::layers::Conv2d;
+use crate::layers::{Conv2d, Linear};
 use crate::philox::Philox;
-use candle_core::{Module, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Inverted dropout whose mask comes from Philox keyed by the training step, so a seeded run
@@ -63,9 +63,9 @@ impl N1 {
             conv1: padded(8, 2, 1, 16, vb.pp("conv1"))?,
             conv2: padded(6, 2, 16, 32, vb.pp("conv2"))?,
             dropout: Dropout::new(0.5, 1),
-            fc1: linear(800, 512, vb.pp("fc1"))?,
-            fc2: linear(512, 512, vb.pp("fc2"))?,
-            fc3: linear(512, classes, vb.pp("fc3"))?,
+            fc1: Linear::new(800, 512, vb.pp("fc1"))?,
+            fc2: Linear::new(512, 512, vb.pp("fc2"))?,
+            fc3: Linear::new(512, classes, vb.pp("fc3"))?,
             classes,
         })
     }
@@ -112,9 +112,9 @@ impl N3 {
         Ok(Self {
             conv1: padded(5, 2, 1, 16, vb.pp("conv1"))?,
             dropout: Dropout::new(0.5, 1),
-            fc1: linear(12544, 1024, vb.pp("fc1"))?,
-            fc2: linear(1024, 512, vb.pp("fc2"))?,
-            fc3: linear(512, classes, vb.pp("fc3"))?,
+            fc1: Linear::new(12544, 1024, vb.pp("fc1"))?,
+            fc2: Linear::new(1024, 512, vb.pp("fc2"))?,
+            fc3: Linear::new(512, classes, vb.pp("fc3"))?,
             classes,
         })
     }

@@ -3,9 +3,9 @@
 
 use super::{LayerInfo, Net, Rf, Tap};
 use crate::error::Result;
-use crate::layers::{BatchNorm, Conv2d};
-use candle_core::{Module, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use crate::layers::{BatchNorm, Conv2d, Linear};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
 
 pub const WIDTHS: [usize; 4] = [16, 32, 64, 128];
 pub const STRIDES: [usize; 4] = [1, 1, 2, 1];
@@ -85,7 +85,7 @@ impl Larger {
             stem: Conv2d::new(1, 16, 7, 2, 3, true, vb.pp("stem"))?,
             stem_bn: BatchNorm::new(16, vb.pp("stem_bn"))?,
             stages,
-            fc: linear(128, classes, vb.pp("fc"))?,
+            fc: Linear::new(128, classes, vb.pp("fc"))?,
             classes,
         })
     }

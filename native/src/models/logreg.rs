@@ -2,8 +2,9 @@
 
 use super::{LayerInfo, Net, Tap};
 use crate::error::Result;
-use candle_core::{Module, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use crate::layers::Linear;
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
 
 pub struct LogReg {
     fc: Linear,
@@ -13,7 +14,7 @@ pub struct LogReg {
 impl LogReg {
     pub fn new(vb: VarBuilder, classes: usize) -> Result<Self> {
         Ok(Self {
-            fc: linear(784, classes, vb.pp("fc"))?,
+            fc: Linear::new(784, classes, vb.pp("fc"))?,
             classes,
         })
     }

@@ -2,8 +2,9 @@
 
 use super::{LayerInfo, Net, Tap};
 use crate::error::Result;
-use candle_core::{Module, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use crate::layers::Linear;
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
 
 pub struct Mlp {
     fc1: Linear,
@@ -14,8 +15,8 @@ pub struct Mlp {
 impl Mlp {
     pub fn new(vb: VarBuilder, classes: usize) -> Result<Self> {
         Ok(Self {
-            fc1: linear(784, 1000, vb.pp("fc1"))?,
-            fc2: linear(1000, classes, vb.pp("fc2"))?,
+            fc1: Linear::new(784, 1000, vb.pp("fc1"))?,
+            fc2: Linear::new(1000, classes, vb.pp("fc2"))?,
             classes,
         })
     }

@@ -2,9 +2,9 @@
 
 use super::{LayerInfo, Net, Rf, Tap};
 use crate::error::Result;
-use crate::layers::{max_pool2, BatchNorm, Conv2d};
-use candle_core::{Module, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use crate::layers::{max_pool2, BatchNorm, Conv2d, Linear};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
 
 pub const HIDDEN: usize = 256;
 
@@ -26,9 +26,9 @@ impl Smaller {
             bn1: BatchNorm::new(32, vb.pp("bn1"))?,
             conv2: Conv2d::new(32, 64, 3, 1, 0, true, vb.pp("conv2"))?,
             bn2: BatchNorm::new(64, vb.pp("bn2"))?,
-            fc1: linear(64 * 5 * 5, HIDDEN, vb.pp("fc1"))?,
+            fc1: Linear::new(64 * 5 * 5, HIDDEN, vb.pp("fc1"))?,
             bn3: BatchNorm::new(HIDDEN, vb.pp("bn3"))?,
-            fc2: linear(HIDDEN, classes, vb.pp("fc2"))?,
+            fc2: Linear::new(HIDDEN, classes, vb.pp("fc2"))?,
             classes,
         })
     }
