@@ -1,0 +1,151 @@
+"""The PyTorch peer of `deno task bench`: the same networks and the same work, on the same CPU.
+
+Reads a JSON job from argv[1] and prints one JSON object of measurements. Not part of the
+product; `scripts/bench.ts` installs PyTorch into bench/.venv and runs this beside wna.
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Smaller(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, 32, 3), nn.BatchNorm2d(32)
+        self.conv2, self.bn2 = nn.Conv2d(32, 64, 3), nn.BatchNorm2d(64)
+        self.fc1, self.bn3 = nn.Linear(64 * 5 * 5, 256), nn.BatchNorm1d(256)
+        self.fc2 = nn.Linear(256, classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2).flatten(1)
+        return self.fc2(F.relu(self.bn3(self.fc1(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.proj = None
+        if cin != cout or stride != 1:
+            self.proj = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x):
+        h = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(h + (self.proj(x) if self.proj is not None else x))
+
+
+class Larger(nn.Module):
+    def __init__(self, classes=10, blocks=(2, 1, 3, 2)):
+        super().__init__()
+        self.stem, self.stem_bn = nn.Conv2d(1, 16, 7, 2, 3), nn.BatchNorm2d(16)
+        layers, cin = [], 16
+        for width, stride, count in zip((16, 32, 64, 128), (1, 1, 2, 1), blocks):
+            for b in range(count):
+                layers.append(Block(cin, width, stride if b == 0 else 1))
+                cin = width
+        self.blocks = nn.Sequential(*layers)
+        self.fc = nn.Linear(128, classes)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.stem_bn(self.stem(x))))
+        return self.fc(x.mean((2, 3)))
+
+
+def build(name):
+    return {"smaller": Smaller, "larger": Larger}[name]()
+
+
+def train_epoch(job):
+    torch.manual_seed(0)
+    images = np.load(job["images"]).astype(np.float32).reshape(-1, 1, 28, 28)
+    labels = torch.from_numpy(np.load(job["labels"]).astype(np.int64))
+    x_all = (torch.from_numpy(images) - job["mean"]) / job["std"]
+    model = build(job["model"]).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    order = torch.randperm(len(labels))
+    batch = job["batchSize"]
+    start = time.perf_counter()
+    for s in range(0, len(order) - 1, batch):
+        idx = order[s : s + batch]
+        if len(idx) < 2:
+            break
+        loss = F.cross_entropy(model(x_all[idx]), labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "imagesPerSecond": len(labels) / seconds}
+
+
+def inference(job):
+    model = build(job["model"]).eval()
+    x = torch.rand(job["batchSize"], 1, 28, 28)
+    with torch.inference_mode():
+        model(x)
+        start, done = time.perf_counter(), 0
+        while done < job["images"]:
+            model((x - job["mean"]) / job["std"])
+            done += job["batchSize"]
+    return {"imagesPerSecond": done / (time.perf_counter() - start)}
+
+
+def noise(job):
+    """Uniform noise -> softmax -> per-class count, mean, confidence-weighted and thresholded sums."""
+    model = build(job["model"]).eval()
+    classes, batch = 10, job["batchSize"]
+    gen = torch.Generator().manual_seed(0)
+    sums = torch.zeros(classes, 784, dtype=torch.float64)
+    weighted = torch.zeros(classes, 784, dtype=torch.float64)
+    thresholded = torch.zeros(classes, 784, dtype=torch.float64)
+    counts = torch.zeros(classes, dtype=torch.int64)
+    with torch.inference_mode():
+        start, done = time.perf_counter(), 0
+        while done < job["samples"]:
+            stimuli = torch.rand(batch, 784, generator=gen)
+            prob = F.softmax(model(((stimuli - job["mean"]) / job["std"]).view(-1, 1, 28, 28)), 1)
+            conf, pred = prob.max(1)
+            onehot = F.one_hot(pred, classes).to(stimuli.dtype)
+            sums += (onehot.T @ stimuli).double()
+            weighted += ((onehot * conf[:, None]).T @ stimuli).double()
+            thresholded += ((onehot * (conf > 0.9)[:, None]).T @ stimuli).double()
+            counts += onehot.sum(0).long()
+            done += batch
+    return {"imagesPerSecond": done / (time.perf_counter() - start)}
+
+
+def fgsm(job):
+    model = build(job["model"]).eval()
+    images = torch.rand(job["batchSize"], 1, 28, 28)
+    labels = torch.randint(0, 10, (job["batchSize"],))
+    start, done = time.perf_counter(), 0
+    while done < job["images"]:
+        x = images.clone().requires_grad_(True)
+        loss = F.cross_entropy(model((x - job["mean"]) / job["std"]), labels, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+        (images + job["eps"] * grad.sign()).clamp_(0, 1)
+        done += job["batchSize"]
+    return {"imagesPerSecond": done / (time.perf_counter() - start)}
+
+
+if __name__ == "__main__":
+    job = json.loads(sys.argv[1])
+    torch.set_num_threads(os.cpu_count() or 1)
+    result = {"train": train_epoch, "inference": inference, "noise": noise, "fgsm": fgsm}[
+        job["task"]
+    ](job)
+    result["torch"] = torch.__version__
+    result["threads"] = torch.get_num_threads()
+    print(json.dumps(result))

@@ -1,0 +1,184 @@
+/**
+ * `deno task bench`: wna against PyTorch on this machine's CPU, in the same run — one training
+ * epoch of `smaller` on MNIST, inference, white-noise analysis and FGSM throughput — printed as
+ * images/s and ratios (wna / PyTorch; above 1 means wna is faster), saved to out/bench/.
+ * PyTorch comes from PyPI into bench/.venv, installed here on first use (never by CI).
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { loadDataset } from "../data/datasets.ts";
+import { Model } from "../ffi/model.ts";
+import { nativeVersion } from "../ffi/native.ts";
+import { runMain } from "../lib/cli.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../lib/files.ts";
+import { encodeNpy } from "../lib/npy.ts";
+
+const HELP = `usage: deno task bench [options]
+  --quick            fewer images everywhere (a smoke run, not figures to quote)
+  --no-peer          wna only, without installing or running PyTorch
+  --python PATH      the Python used to create bench/.venv (default python3)
+  --out DIR          (default out/bench)`;
+
+const VENV = "bench/.venv";
+const PEER_PYTHON = `${VENV}/bin/python`;
+const TORCH = "torch==2.5.1";
+
+async function run(cmd: string, args: string[], quiet = false) {
+  const out = await new Deno.Command(cmd, {
+    args,
+    stdout: "piped",
+    stderr: quiet ? "piped" : "inherit",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.slice(0, 3).join(" ")} … failed (exit ${out.code})`);
+  }
+  return text;
+}
+
+/** A virtual environment with PyTorch, made on first use. */
+async function ensurePeer(python: string): Promise<void> {
+  const ok = await run(PEER_PYTHON, ["-c", "import torch, numpy"], true).then(
+    () => true,
+    () => false,
+  );
+  if (ok) return;
+  console.log(
+    `installing the PyTorch peer (${TORCH}, CPU) into ${VENV}; this is a one-off download`,
+  );
+  await run(python, ["-m", "venv", VENV]);
+  await run(PEER_PYTHON, ["-m", "pip", "install", "--quiet", TORCH, "numpy"]);
+}
+
+async function peer(
+  job: Record<string, unknown>,
+): Promise<{ imagesPerSecond: number; torch: string; threads: number }> {
+  return JSON.parse(await run(PEER_PYTHON, ["bench/peer.py", JSON.stringify(job)]));
+}
+
+interface Row {
+  task: string;
+  model: string;
+  wna: number;
+  pytorch?: number;
+  ratio?: number;
+}
+
+runMain(async () => {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean" },
+      "no-peer": { type: "boolean" },
+      python: { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(HELP);
+  const quick = values.quick ?? false;
+  const withPeer = !values["no-peer"];
+  const outDir = values.out ?? "out/bench";
+  if (withPeer) await ensurePeer(values.python ?? "python3");
+
+  const trainImages = quick ? 4096 : 60000;
+  const train = await loadDataset("mnist", "train", { limit: trainImages });
+  const test = await loadDataset("mnist", "test");
+  const { mean, std } = train;
+  const sizes = {
+    inference: quick ? 2000 : 10000,
+    noise: { smaller: quick ? 20000 : 200000, larger: quick ? 5000 : 30000 },
+    fgsm: quick ? 2000 : 10000,
+  };
+  await Deno.mkdir(`${outDir}`, { recursive: true });
+  const cache = ".cache/bench";
+  await Deno.mkdir(cache, { recursive: true });
+  await writeFileAtomic(`${cache}/images.npy`, encodeNpy(train.images, [train.count, 784]));
+  await writeFileAtomic(`${cache}/labels.npy`, encodeNpy(train.labels, [train.count]));
+
+  const rows: Row[] = [];
+  let torchVersion = "";
+  const report = async (
+    task: string,
+    model: string,
+    wna: number,
+    job?: Record<string, unknown>,
+  ) => {
+    const row: Row = { task, model, wna };
+    if (withPeer && job) {
+      const p = await peer({ ...job, model, mean, std });
+      torchVersion = `${p.torch}, ${p.threads} threads`;
+      row.pytorch = p.imagesPerSecond;
+      row.ratio = wna / p.imagesPerSecond;
+    }
+    rows.push(row);
+    console.log(
+      `${task.padEnd(16)} ${model.padEnd(8)} wna ${wna.toFixed(0).padStart(7)} images/s` +
+        (row.pytorch === undefined
+          ? ""
+          : `   pytorch ${row.pytorch.toFixed(0).padStart(7)} images/s   ratio ${
+            row.ratio!.toFixed(2)
+          }x`),
+    );
+  };
+  const timed = async (f: () => Promise<unknown>) => {
+    const t = performance.now();
+    await f();
+    return (performance.now() - t) / 1000;
+  };
+
+  // 1. One training epoch of smaller (Adam, batch 128), the whole training set.
+  {
+    using m = Model.create("smaller", { seed: 0, mean, std });
+    const s = await timed(() =>
+      m.trainEpoch(train.images, train.labels, {
+        totalSteps: Math.ceil(train.count / 128),
+        epoch: 0,
+        batchSize: 128,
+      })
+    );
+    await report("train epoch", "smaller", train.count / s, {
+      task: "train",
+      images: `${cache}/images.npy`,
+      labels: `${cache}/labels.npy`,
+      batchSize: 128,
+    });
+  }
+  for (const name of ["smaller", "larger"] as const) {
+    using m = Model.create(name, { seed: 0, mean, std });
+    // 2. Inference on test images, 1,000 per batch.
+    const images = test.images.subarray(0, sizes.inference * 784);
+    await m.predict(images.subarray(0, 1000 * 784));
+    const s = await timed(() => m.predict(images));
+    await report("inference", name, sizes.inference / s, {
+      task: "inference",
+      images: sizes.inference,
+      batchSize: 1000,
+    });
+    // 3. White-noise analysis: noise, forward, softmax, per-class sums (three variants).
+    const samples = sizes.noise[name];
+    const sn = await timed(() =>
+      m.analyse(null, { samples, batchSize: 1000, staSamples: 0, layers: [] })
+    );
+    await report("noise", name, samples / sn, { task: "noise", samples, batchSize: 1000 });
+  }
+  // 4. FGSM: forward, backward to the input, sign step, clip.
+  {
+    using m = Model.create("smaller", { seed: 0, mean, std });
+    const n = sizes.fgsm;
+    const s = await timed(() =>
+      m.fgsm(test.images.subarray(0, n * 784), test.labels.subarray(0, n), 0.1)
+    );
+    await report("fgsm", "smaller", n / s, { task: "fgsm", images: n, batchSize: 500, eps: 0.1 });
+  }
+  const result = {
+    date: new Date().toISOString(),
+    wna: nativeVersion(),
+    pytorch: torchVersion || null,
+    cores: navigator.hardwareConcurrency,
+    quick,
+    rows,
+  };
+  await writeJsonAtomic(`${outDir}/bench.json`, result);
+  console.log(`${navigator.hardwareConcurrency} cores; saved ${outDir}/bench.json`);
+});
