@@ -64,16 +64,31 @@ class Larger(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
-def build(name):
-    return {"smaller": Smaller, "larger": Larger}[name]()
+def device(job):
+    return torch.device(job.get("device", "cpu"))
+
+
+def sync(job):
+    if job.get("device", "cpu") == "cuda":
+        torch.cuda.synchronize()
+
+
+def build(job, train=False):
+    """The job's network on its device; `torch.compile`d when the job asks (GPU runs)."""
+    model = {"smaller": Smaller, "larger": Larger}[job["model"]]().to(device(job))
+    model.train(train)
+    return torch.compile(model) if job.get("compile") else model
 
 
 def train_epoch(job):
     torch.manual_seed(0)
+    dev = device(job)
     images = np.load(job["images"]).astype(np.float32).reshape(-1, 1, 28, 28)
-    labels = torch.from_numpy(np.load(job["labels"]).astype(np.int64))
-    x_all = (torch.from_numpy(images) - job["mean"]) / job["std"]
-    model = build(job["model"]).train()
+    if images.max() > 1:
+        images /= 255.0
+    labels = torch.from_numpy(np.load(job["labels"]).astype(np.int64)).to(dev)
+    x_all = ((torch.from_numpy(images) - job["mean"]) / job["std"]).to(dev)
+    model = build(job, train=True)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     order = torch.randperm(len(labels))
     batch = job["batchSize"]
@@ -86,35 +101,40 @@ def train_epoch(job):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    sync(job)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "imagesPerSecond": len(labels) / seconds}
 
 
 def inference(job):
-    model = build(job["model"]).eval()
-    x = torch.rand(job["batchSize"], 1, 28, 28)
+    model = build(job)
+    x = torch.rand(job["batchSize"], 1, 28, 28, device=device(job))
     with torch.inference_mode():
         model(x)
+        sync(job)
         start, done = time.perf_counter(), 0
         while done < job["images"]:
             model((x - job["mean"]) / job["std"])
             done += job["batchSize"]
+        sync(job)
     return {"imagesPerSecond": done / (time.perf_counter() - start)}
 
 
 def noise(job):
     """Uniform noise -> softmax -> per-class count, mean, confidence-weighted and thresholded sums."""
-    model = build(job["model"]).eval()
+    model, dev = build(job), device(job)
     classes, batch = 10, job["batchSize"]
-    gen = torch.Generator().manual_seed(0)
-    sums = torch.zeros(classes, 784, dtype=torch.float64)
-    weighted = torch.zeros(classes, 784, dtype=torch.float64)
-    thresholded = torch.zeros(classes, 784, dtype=torch.float64)
-    counts = torch.zeros(classes, dtype=torch.int64)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    sums = torch.zeros(classes, 784, dtype=torch.float64, device=dev)
+    weighted = torch.zeros(classes, 784, dtype=torch.float64, device=dev)
+    thresholded = torch.zeros(classes, 784, dtype=torch.float64, device=dev)
+    counts = torch.zeros(classes, dtype=torch.int64, device=dev)
     with torch.inference_mode():
+        model(torch.rand(batch, 1, 28, 28, device=dev))
+        sync(job)
         start, done = time.perf_counter(), 0
         while done < job["samples"]:
-            stimuli = torch.rand(batch, 784, generator=gen)
+            stimuli = torch.rand(batch, 784, generator=gen, device=dev)
             prob = F.softmax(model(((stimuli - job["mean"]) / job["std"]).view(-1, 1, 28, 28)), 1)
             conf, pred = prob.max(1)
             onehot = F.one_hot(pred, classes).to(stimuli.dtype)
@@ -123,13 +143,14 @@ def noise(job):
             thresholded += ((onehot * (conf > 0.9)[:, None]).T @ stimuli).double()
             counts += onehot.sum(0).long()
             done += batch
+        sync(job)
     return {"imagesPerSecond": done / (time.perf_counter() - start)}
 
 
 def fgsm(job):
-    model = build(job["model"]).eval()
-    images = torch.rand(job["batchSize"], 1, 28, 28)
-    labels = torch.randint(0, 10, (job["batchSize"],))
+    model, dev = build(job), device(job)
+    images = torch.rand(job["batchSize"], 1, 28, 28, device=dev)
+    labels = torch.randint(0, 10, (job["batchSize"],), device=dev)
     start, done = time.perf_counter(), 0
     while done < job["images"]:
         x = images.clone().requires_grad_(True)
@@ -137,15 +158,19 @@ def fgsm(job):
         (grad,) = torch.autograd.grad(loss, x)
         (images + job["eps"] * grad.sign()).clamp_(0, 1)
         done += job["batchSize"]
+    sync(job)
     return {"imagesPerSecond": done / (time.perf_counter() - start)}
 
 
 if __name__ == "__main__":
     job = json.loads(sys.argv[1])
     torch.set_num_threads(os.cpu_count() or 1)
+    torch.backends.cudnn.benchmark = job.get("device") == "cuda"
     result = {"train": train_epoch, "inference": inference, "noise": noise, "fgsm": fgsm}[
         job["task"]
     ](job)
     result["torch"] = torch.__version__
     result["threads"] = torch.get_num_threads()
+    if job.get("device") == "cuda":
+        result["gpu"] = torch.cuda.get_device_name()
     print(json.dumps(result))

@@ -189,7 +189,9 @@ export class Model {
     const spec = utf8(JSON.stringify({ model: name, ...options }));
     const out = new BigUint64Array(1);
     const err = errorBuffer();
-    unwrap(native().wna_model_new(spec, BigInt(spec.length), out, err, BigInt(err.length)), err);
+    // The first model opens the library: the CUDA build when it asks for cuda or auto.
+    const lib = native(options.device);
+    unwrap(lib.wna_model_new(spec, BigInt(spec.length), out, err, BigInt(err.length)), err);
     return new Model(out[0]);
   }
 

@@ -1,0 +1,122 @@
+/**
+ * `deno task build:cuda`: builds the CUDA variant of the native library on a machine without a
+ * GPU. nvcc, the headers and the CUDA 13 libraries come from NVIDIA's PyPI wheels, installed into
+ * `.cuda/` by this task; the library lands in `native/target-cuda/release/` beside (never over)
+ * the CPU one, and `--device cuda` or `WNA_DEVICE=cuda` picks it at run time.
+ *
+ * candle 0.9.1 reaches the GPU through cudarc 0.16, whose newest bindings are CUDA 12.9's:
+ * `CUDARC_CUDA_VERSION=12090` selects them, and the CUDA 13 driver and libraries keep those entry
+ * points. cudarc links libcuda dynamically; the driver is not a wheel, so a stub with the driver's
+ * soname stands in at link time and the GPU machine's own libcuda.so.1 answers at run time.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { runMain } from "../lib/cli.ts";
+
+const HELP = `usage: deno task build:cuda [options]
+  --compute-cap N   GPU architecture (default $CUDA_COMPUTE_CAP or 90, Hopper: H100/H200)
+  --python PATH     Python whose pip fetches the wheels (default python3)`;
+
+const SITE = ".cuda/py";
+/** The wheels unpack into one toolkit-shaped folder: bin/nvcc, include/, lib/, nvvm/. */
+const TOOLKIT = `${SITE}/nvidia/cu13`;
+const WHEELS = [
+  "nvidia-cuda-nvcc==13.0.*",
+  "nvidia-cuda-runtime==13.0.*",
+  "nvidia-cuda-nvrtc==13.0.*",
+  "nvidia-cublas==13.0.*",
+  "nvidia-curand==10.4.*",
+  // libcu++ (CCCL): cuda_fp16.h includes <nv/target>.
+  "nvidia-cuda-cccl==13.0.*",
+  // nvcc's own parts, pinned with it: a newer cicc writes PTX its ptxas cannot read.
+  "nvidia-nvvm==13.0.*",
+  "nvidia-cuda-crt==13.0.*",
+];
+/** Libraries cudarc links by their unversioned names. */
+const LINKED = ["cublas", "cublasLt", "curand", "nvrtc", "cudart"];
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function run(cmd: string, args: string[], env?: Record<string, string>) {
+  const out = await new Deno.Command(cmd, { args, env, stdout: "inherit", stderr: "inherit" })
+    .output();
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.slice(0, 4).join(" ")} … failed (exit ${out.code})`);
+  }
+}
+
+runMain(async () => {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      "compute-cap": { type: "string" },
+      python: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(HELP);
+  const cap = values["compute-cap"] ?? Deno.env.get("CUDA_COMPUTE_CAP") ?? "90";
+  if (!/^\d{2,3}$/.test(cap)) {
+    throw new RangeError(`invalid --compute-cap: "${cap}" (expected e.g. 80, 89, 90)`);
+  }
+  if (!exists(`${TOOLKIT}/bin/nvcc`)) {
+    console.log(`installing nvcc and the CUDA 13 libraries from PyPI into ${SITE} (once)…`);
+    await run(values.python ?? "python3", [
+      "-m",
+      "pip",
+      "install",
+      "--quiet",
+      "--target",
+      SITE,
+      ...WHEELS,
+    ]);
+  }
+  const toolkit = Deno.realPathSync(TOOLKIT);
+  for (const lib of LINKED) {
+    const versioned = [...Deno.readDirSync(`${toolkit}/lib`)]
+      .map((e) => e.name)
+      .find((n) => n.startsWith(`lib${lib}.so.`) && !n.includes("alt"));
+    if (!versioned) throw new Error(`build:cuda: the wheels in ${SITE} lack lib${lib}.so`);
+    if (!exists(`${toolkit}/lib/lib${lib}.so`)) {
+      await run("ln", ["-s", versioned, `${toolkit}/lib/lib${lib}.so`]);
+    }
+  }
+  if (!exists(`${toolkit}/lib/stubs/libcuda.so`)) {
+    Deno.mkdirSync(`${toolkit}/lib/stubs`, { recursive: true });
+    await Deno.writeTextFile(`${toolkit}/lib/stubs/stub.c`, "void wna_libcuda_stub(void) {}\n");
+    await run("cc", [
+      "-shared",
+      "-o",
+      `${toolkit}/lib/stubs/libcuda.so`,
+      "-Wl,-soname,libcuda.so.1",
+      `${toolkit}/lib/stubs/stub.c`,
+    ]);
+  }
+  console.log(`building the CUDA library for compute capability ${cap} (several minutes once)…`);
+  await run("cargo", [
+    "build",
+    "--release",
+    "--features",
+    "cuda",
+    "--manifest-path",
+    "native/Cargo.toml",
+    "--target-dir",
+    "native/target-cuda",
+  ], {
+    CUDA_ROOT: toolkit,
+    CUDA_PATH: toolkit,
+    CUDA_COMPUTE_CAP: cap,
+    CUDARC_CUDA_VERSION: "12090",
+    PATH: `${toolkit}/bin:${Deno.env.get("PATH") ?? ""}`,
+  });
+  console.log(
+    "built native/target-cuda/release/libwna.so; run with --device cuda (or WNA_DEVICE=cuda)",
+  );
+});

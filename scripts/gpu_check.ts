@@ -1,0 +1,256 @@
+/**
+ * `scripts/gpu_check.ts`: the CUDA build on a GPU machine — parity with the CPU and speed against
+ * PyTorch on the same GPU in the same run.
+ *
+ * Here (with the CUDA library built by `deno task build:cuda`):
+ *   deno task gpu-check:prepare      writes .carry/: deno.xz, libwna-cuda.so, an MNIST subset
+ * On the GPU machine (no network, no Deno, no Rust; it has CUDA and PyTorch), from the checkout:
+ *   xz -dc .carry/deno.xz > /tmp/deno && chmod +x /tmp/deno &&
+ *   WNA_NATIVE_LIB=.carry/libwna-cuda.so /tmp/deno run --no-config --no-lock -A \
+ *     scripts/gpu_check.ts --data .carry/mnist --out "$OUT"
+ * It imports no npm package, so it runs without `deno install`. The CUDA library also runs on the
+ * CPU, so parity compares two devices of one build in one process.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
+import { readIdx } from "../data/idx.ts";
+import { Model } from "../ffi/model.ts";
+import { nativeVersion } from "../ffi/native.ts";
+import { choiceFlag, numberFlag, runMain } from "../lib/cli.ts";
+import { encodeNpy } from "../lib/npy.ts";
+
+const HELP = `usage: deno run --no-config --no-lock -A scripts/gpu_check.ts [options]
+  --prepare          (on the build machine) write .carry/ for the GPU machine
+  --data DIR         the MNIST subset written by --prepare (default .carry/mnist)
+  --out DIR          where gpu_check.json goes (default $OUT or out/gpu-check)
+  --python PATH      Python with PyTorch for the peer (default python3; --no-peer skips it)
+  --no-peer          wna only
+  --noise-samples N  samples of the smaller noise run (default 2000000; larger gets a tenth)
+  --device NAME      the device under test (default cuda; cpu smoke-tests this script)`;
+
+const MEAN = 0.1307;
+const STD = 0.3081;
+
+/** An IDX file (big-endian header) of `u8` data with the given dims, gzipped. */
+function idxGz(data: Uint8Array, dims: number[]): Uint8Array {
+  const header = new Uint8Array(4 + 4 * dims.length);
+  const view = new DataView(header.buffer);
+  view.setUint8(2, 0x08);
+  view.setUint8(3, dims.length);
+  dims.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
+  const all = new Uint8Array(header.length + data.length);
+  all.set(header);
+  all.set(data, header.length);
+  return gzipSync(all);
+}
+
+async function prepare() {
+  const { loadDataset } = await import("../data/datasets.ts");
+  await Deno.mkdir(".carry/mnist", { recursive: true });
+  const toU8 = (f: Float32Array) => Uint8Array.from(f, (v) => Math.round(v * 255));
+  const train = await loadDataset("mnist", "train", { limit: 12000 });
+  const test = await loadDataset("mnist", "test");
+  for (const [name, ds] of [["train", train], ["test", test]] as const) {
+    await Deno.writeFile(
+      `.carry/mnist/${name}-images.idx.gz`,
+      idxGz(toU8(ds.images), [ds.count, 28, 28]),
+    );
+    await Deno.writeFile(`.carry/mnist/${name}-labels.idx.gz`, idxGz(ds.labels, [ds.count]));
+  }
+  const lib = "native/target-cuda/release/libwna.so";
+  await Deno.copyFile(lib, ".carry/libwna-cuda.so").catch((cause) => {
+    throw new Error(`gpu-check: no CUDA library at ${lib}; run \`deno task build:cuda\` first`, {
+      cause,
+    });
+  });
+  const xz = await new Deno.Command("xz", {
+    args: ["-9", "-T0", "-c", Deno.execPath()],
+    stdout: "piped",
+  })
+    .output();
+  if (!xz.success) throw new Error("gpu-check: xz failed; install xz-utils");
+  await Deno.writeFile(".carry/deno.xz", xz.stdout);
+  let total = 0;
+  for await (const e of Deno.readDir(".carry")) {
+    if (e.isFile) total += (await Deno.stat(`.carry/${e.name}`)).size;
+  }
+  for await (const e of Deno.readDir(".carry/mnist")) {
+    total += (await Deno.stat(`.carry/mnist/${e.name}`)).size;
+  }
+  console.log(`.carry/ holds ${(total / 2 ** 20).toFixed(1)} MiB (carry limit 64 MiB)`);
+}
+
+async function load(dir: string, split: "train" | "test") {
+  const images = await readIdx(`${dir}/${split}-images.idx.gz`, 3);
+  const labels = await readIdx(`${dir}/${split}-labels.idx.gz`, 1);
+  return {
+    images: Float32Array.from(images.data as Uint8Array, (v) => v / 255),
+    labels: new Uint8Array(labels.data as Uint8Array),
+    count: labels.dims[0],
+  };
+}
+
+async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
+  const t = performance.now();
+  const r = await f();
+  return [r, (performance.now() - t) / 1000];
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array) {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+runMain(async () => {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      prepare: { type: "boolean" },
+      data: { type: "string" },
+      out: { type: "string" },
+      python: { type: "string" },
+      "no-peer": { type: "boolean" },
+      "noise-samples": { type: "string" },
+      device: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(HELP);
+  if (values.prepare) return await prepare();
+  const outDir = values.out ?? Deno.env.get("OUT") ?? "out/gpu-check";
+  await Deno.mkdir(outDir, { recursive: true });
+  const noiseSamples = numberFlag("noise-samples", values["noise-samples"], 2_000_000, {
+    integer: true,
+    min: 1000,
+  });
+  const device = choiceFlag("device", values.device, ["cuda", "cpu"] as const, "cuda");
+  const data = values.data ?? ".carry/mnist";
+  const train = await load(data, "train");
+  const test = await load(data, "test");
+  const report: Record<string, unknown> = { date: new Date().toISOString(), wna: nativeVersion() };
+  const log = (s: string) => console.log(s);
+
+  // (a) Parity: one set of weights, the same noise seed, CPU against CUDA.
+  const cpu = Model.create("smaller", { seed: 0, mean: MEAN, std: STD, device: "cpu" });
+  await cpu.trainEpoch(train.images, train.labels, {
+    totalSteps: Math.ceil(train.count / 128),
+    epoch: 0,
+  });
+  const weights = `${outDir}/parity.safetensors`;
+  cpu.saveWeights(weights);
+  const gpu = Model.create("smaller", { mean: MEAN, std: STD, device });
+  gpu.loadWeights(weights);
+  const opts = { samples: 50_000, seed: 1, batchSize: 5000, staSamples: 0, layers: [] as string[] };
+  const a = await cpu.analyse(null, opts);
+  const b = await gpu.analyse(null, opts);
+  const countDiff = a.counts.data.reduce((t, v, i) => t + Math.abs(v - b.counts.data[i]), 0);
+  const mapDiff = maxAbsDiff(a.classImages.data, b.classImages.data);
+  const logitDiff = maxAbsDiff(
+    await cpu.predict(test.images.subarray(0, 1000 * 784)),
+    await gpu.predict(test.images.subarray(0, 1000 * 784)),
+  );
+  report.parity = {
+    samples: opts.samples,
+    countDifferences: countDiff,
+    mapMaxAbsDiff: mapDiff,
+    logitMaxAbsDiff: logitDiff,
+  };
+  log(
+    `parity: counts differ in ${countDiff} of ${opts.samples} samples; maps within ${
+      mapDiff.toExponential(2)
+    } ` +
+      `(${mapDiff <= 1e-4 ? "PASS" : "FAIL"} at 1e-4); logits within ${logitDiff.toExponential(2)}`,
+  );
+  cpu.close();
+  gpu.close();
+
+  // Training parity and epoch time: the same seed on both devices.
+  const epoch = async (device: "cpu" | "cuda") => {
+    using m = Model.create("smaller", { seed: 3, mean: MEAN, std: STD, device });
+    const [, s] = await timed(() =>
+      m.trainEpoch(train.images, train.labels, {
+        totalSteps: Math.ceil(train.count / 128),
+        epoch: 0,
+      })
+    );
+    const accuracy = (await m.evaluate(test.images, test.labels)).accuracy;
+    return { seconds: s, imagesPerSecond: train.count / s, accuracy };
+  };
+  const cpuEpoch = await epoch("cpu");
+  const gpuEpoch = await epoch(device);
+  report.training = { images: train.count, cpu: cpuEpoch, cuda: gpuEpoch };
+  log(
+    `training: one epoch of ${train.count} images — cpu ${
+      (100 * cpuEpoch.accuracy).toFixed(2)
+    }%, ` +
+      `cuda ${(100 * gpuEpoch.accuracy).toFixed(2)}% (${
+        Math.abs(cpuEpoch.accuracy - gpuEpoch.accuracy) < 0.01 ? "PASS" : "FAIL"
+      } at 1 point)`,
+  );
+
+  // (b)-(d) Throughput on the GPU, beside PyTorch eager and torch.compile.
+  const rows: Record<string, unknown>[] = [];
+  const peer = async (job: Record<string, unknown>, compile: boolean) => {
+    if (values["no-peer"]) return undefined;
+    const out = await new Deno.Command(values.python ?? "python3", {
+      args: ["bench/peer.py", JSON.stringify({ ...job, device, compile, mean: MEAN, std: STD })],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      return { error: new TextDecoder().decode(out.stderr).split("\n").slice(-3).join(" ") };
+    }
+    return JSON.parse(new TextDecoder().decode(out.stdout)) as { imagesPerSecond: number };
+  };
+  const row = async (task: string, model: string, wna: number, job: Record<string, unknown>) => {
+    const eager = await peer({ ...job, model }, false);
+    const compiled = await peer({ ...job, model }, true);
+    const r = { task, model, wna, eager, compiled };
+    rows.push(r);
+    const ips = (p?: { imagesPerSecond?: number; error?: string }) =>
+      p?.imagesPerSecond
+        ? `${p.imagesPerSecond.toFixed(0)} (${(wna / p.imagesPerSecond).toFixed(2)}x)`
+        : p?.error ?? "-";
+    log(
+      `${task.padEnd(12)} ${model.padEnd(8)} wna ${wna.toFixed(0)} images/s; pytorch eager ${
+        ips(eager)
+      }; compiled ${ips(compiled)}`,
+    );
+  };
+  for (
+    const [name, samples] of [["smaller", noiseSamples], [
+      "larger",
+      Math.ceil(noiseSamples / 10),
+    ]] as const
+  ) {
+    using m = Model.create(name, { seed: 0, mean: MEAN, std: STD, device });
+    const o = { samples, batchSize: 10_000, staSamples: 0, layers: [] as string[] };
+    await m.analyse(null, { ...o, samples: 10_000 });
+    const [, s] = await timed(() => m.analyse(null, o));
+    await row("noise", name, samples / s, { task: "noise", samples, batchSize: 10_000 });
+  }
+  {
+    using m = Model.create("smaller", { seed: 0, mean: MEAN, std: STD, device });
+    const [, s] = await timed(() => m.fgsm(test.images, test.labels, 0.1));
+    await row("fgsm", "smaller", test.count / s, {
+      task: "fgsm",
+      images: test.count,
+      batchSize: 500,
+      eps: 0.1,
+    });
+  }
+  const npyDir = await Deno.makeTempDir();
+  await Deno.writeFile(`${npyDir}/images.npy`, encodeNpy(train.images, [train.count, 784]));
+  await Deno.writeFile(`${npyDir}/labels.npy`, encodeNpy(train.labels, [train.count]));
+  await row("train epoch", "smaller", gpuEpoch.imagesPerSecond, {
+    task: "train",
+    images: `${npyDir}/images.npy`,
+    labels: `${npyDir}/labels.npy`,
+    batchSize: 128,
+  });
+  report.throughput = rows;
+  await Deno.writeTextFile(`${outDir}/gpu_check.json`, JSON.stringify(report, null, 2));
+  log(`saved ${outDir}/gpu_check.json`);
+});
