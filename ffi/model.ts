@@ -109,6 +109,8 @@ export interface AnalysisOptions {
   staSamples?: number;
   /** Layers to analyse; all but the logits by default. */
   layers?: string[];
+  /** Return the first n stimuli as `stimuli` (`[n, 28, 28]`). @default 0 */
+  keepStimuli?: number;
 }
 
 /** A named n-dimensional float array. */

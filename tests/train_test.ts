@@ -110,6 +110,7 @@ Deno.test("noise-maps: output files are valid (.npy, PNG, summary.json, report.h
       "bias-histogram.png",
       "sta-conv1-patch.png",
       "gamma-accuracy.png",
+      "gamma-sample-stimuli.png",
     ]
   ) {
     const png = await Deno.readFile(`${out}/${f}`);
@@ -133,6 +134,12 @@ Deno.test("noise-maps: output files are valid (.npy, PNG, summary.json, report.h
   assert.equal(summary.classCounts.reduce((a: number, b: number) => a + b, 0), 1000);
   assert.equal(summary.conv1StaKernelCosine.length, 32);
   assert.equal(s.chance, 0.1);
+  // The sample stimuli are the native side's gamma mixes: 10 test images at gamma 0.5.
+  const stimuli = await Deno.readFile(`${out}/gamma-sample-stimuli.npy`);
+  assert.equal(
+    stimuli.length - (10 + new DataView(stimuli.buffer).getUint16(8, true)),
+    10 * 784 * 4,
+  );
   const html = await Deno.readTextFile(`${out}/report.html`);
   assert.match(html, /<svg/);
   assert.doesNotMatch(html, /src="(?!data:)/, "the report is self-contained");

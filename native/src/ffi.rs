@@ -569,6 +569,7 @@ pub unsafe extern "C" fn wna_analyse(
             weight: num(&v, "weight", 0.0)? as f32,
             threshold: num(&v, "threshold", d.threshold as f64)? as f32,
             sta_samples: num(&v, "staSamples", d.sta_samples as f64)? as u64,
+            keep_stimuli: num(&v, "keepStimuli", 0.0)?.clamp(0.0, 1e4) as usize,
             layers,
         };
         let arrays = with_model(handle, |m| {

@@ -40,6 +40,8 @@ pub struct AnalysisConfig {
     pub sta_samples: u64,
     /// Layers to analyse; empty means every layer but the logits.
     pub layers: Vec<String>,
+    /// The first this many stimuli are returned as `stimuli`, to show what the network saw.
+    pub keep_stimuli: usize,
 }
 
 impl Default for AnalysisConfig {
@@ -55,6 +57,7 @@ impl Default for AnalysisConfig {
             threshold: 0.9,
             sta_samples: 10_000,
             layers: Vec::new(),
+            keep_stimuli: 0,
         }
     }
 }
@@ -315,12 +318,15 @@ pub fn analyse(
     let mut confidence = Vec::new();
     let pattern = cfg.pattern.as_deref();
     let mut buf = vec![0f32; cfg.batch_size * PIXELS];
+    let mut kept = Vec::new();
     progress.start(total);
     let mut first = 0u64;
     while first < total {
         let b = (total - first).min(cfg.batch_size as u64) as usize;
         let pixels = &mut buf[..b * PIXELS];
         make_stimuli(pixels, first, images, cfg, pattern);
+        let keep = (cfg.keep_stimuli as u64).min(total).saturating_sub(first) as usize;
+        kept.extend_from_slice(&pixels[..keep.min(b) * PIXELS]);
         let x = Tensor::from_slice(pixels, (b, PIXELS), &model.device)?;
         // Only the first `sta_samples` samples feed the layer statistics, whatever the batching.
         let sta_rows = (cfg.sta_samples.saturating_sub(first) as usize).min(b);
@@ -409,6 +415,9 @@ pub fn analyse(
             .collect(),
     );
     out.insert("samples", vec![1], vec![total as f32]);
+    if !kept.is_empty() {
+        out.insert("stimuli", vec![kept.len() / PIXELS, SIDE, SIDE], kept);
+    }
     for info in &layer_infos {
         layers[&info.name].write(&mut out);
     }

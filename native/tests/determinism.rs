@@ -45,7 +45,10 @@ fn same_seed_same_weights() -> wna::Result<()> {
         let (a, b) = (trained_weights(name)?, trained_weights(name)?);
         assert_eq!(a.len(), b.len());
         for ((na, va), (_, vb)) in a.iter().zip(&b) {
-            assert!(va == vb, "{name}: {na} differs between two runs with the same seed");
+            assert!(
+                va == vb,
+                "{name}: {na} differs between two runs with the same seed"
+            );
         }
     }
     Ok(())
