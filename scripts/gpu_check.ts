@@ -185,7 +185,7 @@ runMain(async () => {
     `training: one epoch of ${train.count} images — cpu ${
       (100 * cpuEpoch.accuracy).toFixed(2)
     }%, ` +
-      `cuda ${(100 * gpuEpoch.accuracy).toFixed(2)}% (${
+      `${device} ${(100 * gpuEpoch.accuracy).toFixed(2)}% (${
         Math.abs(cpuEpoch.accuracy - gpuEpoch.accuracy) < 0.01 ? "PASS" : "FAIL"
       } at 1 point)`,
   );
