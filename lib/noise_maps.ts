@@ -321,11 +321,15 @@ async function analyseModel(
         name: "classification-images",
         title: "Classification images (mean noise per predicted class) and their feedback",
         caption:
-          "Each map is the average of the noise images the network assigned to that class, shown relative to its own mean (red brighter, blue darker). Under each: the class it was averaged for, and what the network predicts when the map itself is fed back, with its softmax.",
+          "Each map is the average of the noise images the network assigned to that class, shown relative to its own mean (red brighter, blue darker). Under each: the class it was averaged for, and what the network predicts when the map itself is fed back, with its softmax. A class the network never chose has no map (its confidence-weighted map is in the next figure).",
         svg: mapsSvg(r.classImages.data, C, 28, 28, {
           scale: 4,
           titles: names.map((n, c) =>
-            `${n} → ${names[feedback[c].predicted]} ${(feedback[c].confidence * 100).toFixed(0)}%`
+            r.counts.data[c] === 0
+              ? `${n}: no samples`
+              : `${n} → ${names[feedback[c].predicted]} ${
+                (feedback[c].confidence * 100).toFixed(0)
+              }%`
           ),
         }),
       }),
