@@ -30,4 +30,11 @@ export { nativeVersion } from "./ffi/native.ts";
 export { loadCheckpoint, saveCheckpoint, type Sidecar } from "./lib/checkpoint.ts";
 export { trainModel, type TrainOptions, type TrainResult } from "./lib/training.ts";
 export { type NoiseMapsOptions, type NoiseMapsSummary, runNoiseMaps } from "./lib/noise_maps.ts";
+export {
+  CASE_STUDY_NETS,
+  DEFAULT_EPS,
+  type FgsmOptions,
+  type FgsmSummary,
+  runFgsm,
+} from "./lib/fgsm.ts";
 export { encodeNpy, encodeNpz } from "./lib/npy.ts";

@@ -23,6 +23,7 @@ export const CASE_STUDY_NETS: { label: string; model: ModelName; seedOffset: num
   { label: "N33", model: "n3", seedOffset: 1 },
 ];
 
+/** The eps values of the case study: the default of `--eps`. */
 export const DEFAULT_EPS = [0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 1];
 
 /** Options of {@linkcode runFgsm}. */
