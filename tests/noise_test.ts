@@ -114,3 +114,19 @@ Deno.test("fgsm: eps 0 is the identity; gradients match finite differences", asy
   const adv = await model.fgsm(images, labels, 0.1);
   assert.ok(adv.every((v) => v >= 0 && v <= 1));
 });
+
+Deno.test("noise: memory does not grow with the number of samples", async () => {
+  const peak = async (samples: number) => {
+    const out = await new Deno.Command("deno", {
+      args: ["run", "-A", "tests/_peak_memory.ts", String(samples)],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    return Number(new TextDecoder().decode(out.stdout).trim()) / 1024;
+  };
+  const small = await peak(10_000);
+  // Keeping the stimuli of a million samples would take 3 GiB; streaming keeps one batch.
+  const large = await peak(1_000_000);
+  assert.ok(large - small < 64, `peak memory ${small.toFixed(0)} MiB -> ${large.toFixed(0)} MiB`);
+});
