@@ -92,15 +92,17 @@ fn values(t: &Tensor) -> Vec<f32> {
 
 #[test]
 fn conv2d_matches_direct_loops_forward_and_backward() -> R {
-    for (k, stride, pad, size) in [
-        (3, 1, 0, 9),
-        (3, 1, 1, 8),
-        (3, 2, 1, 9),
-        (7, 2, 3, 14),
-        (1, 2, 0, 8),
-        (5, 1, 2, 7),
+    for (n, k, stride, pad, size) in [
+        (3, 3, 1, 0, 9),
+        // 13 images of 7x7 outputs: chunks of 6, 6 and 1 images per gemm.
+        (13, 3, 1, 0, 9),
+        (3, 3, 1, 1, 8),
+        (3, 3, 2, 1, 9),
+        (3, 7, 2, 3, 14),
+        (3, 1, 2, 0, 8),
+        (3, 5, 1, 2, 7),
     ] {
-        let x = Var::from_tensor(&rand(&[3, 4, size, size], 1))?;
+        let x = Var::from_tensor(&rand(&[n, 4, size, size], 1))?;
         let w = Var::from_tensor(&rand(&[5, 4, k, k], 2))?;
         let b = Var::from_tensor(&rand(&[5], 3))?;
         let ours = x.apply_op3(
@@ -126,9 +128,9 @@ fn conv2d_matches_direct_loops_forward_and_backward() -> R {
             &values(&w),
             &values(&b),
             &values(&r),
-            (3, 4, size, 5, k, stride, pad),
+            (n, 4, size, 5, k, stride, pad),
         );
-        let case = format!("k{k} s{stride} p{pad} size {size}");
+        let case = format!("n{n} k{k} s{stride} p{pad} size {size}");
         assert!(max_abs_diff(&values(&ours), &y) < 1e-5, "forward {case}");
         assert!(
             max_abs_diff(&values(grads.get(&x).unwrap()), &gx) < 1e-4,
