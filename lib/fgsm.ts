@@ -3,11 +3,12 @@
  * tested on every other net's adversarial images (the transfer matrix), plus saliency maps.
  * @module
  */
-import { classNames, type Dataset, loadDataset } from "../data/datasets.ts";
+import { classNames, loadDataset } from "../data/datasets.ts";
 import type { Model, ModelName } from "../ffi/model.ts";
 import { loadCheckpoint, readSidecar } from "./checkpoint.ts";
 import { type Figure, mapsSvg, type Table, writeFigure, writeReport } from "./figures.ts";
 import { writeFileAtomic, writeJsonAtomic } from "./files.ts";
+import { argmaxRows, perClassAccuracy } from "./metrics.ts";
 import { encodeNpy } from "./npy.ts";
 import { Plot, plotSvg } from "./plots.ts";
 import { ProgressBar } from "./progress.ts";
@@ -71,46 +72,14 @@ export interface FgsmSummary {
   seconds: number;
 }
 
-const CHUNK = 1000;
-
+/** Accuracy of a model on images; the native side batches the forward passes. */
 async function accuracy(model: Model, images: Float32Array, labels: Uint8Array, classes: number) {
-  let correct = 0;
-  for (let s = 0; s < labels.length; s += CHUNK) {
-    const n = Math.min(CHUNK, labels.length - s);
-    const logits = await model.predict(images.subarray(s * 784, (s + n) * 784));
-    for (let i = 0; i < n; i++) {
-      const row = logits.subarray(i * classes, (i + 1) * classes);
-      let best = 0;
-      for (let c = 1; c < classes; c++) if (row[c] > row[best]) best = c;
-      if (best === labels[s + i]) correct++;
-    }
-  }
-  return correct / labels.length;
+  return perClassAccuracy(argmaxRows(await model.predict(images), classes), labels, classes)
+    .accuracy;
 }
 
 async function predictions(model: Model, images: Float32Array, classes: number) {
-  const logits = await model.predict(images);
-  return Array.from({ length: images.length / 784 }, (_, i) => {
-    const row = logits.subarray(i * classes, (i + 1) * classes);
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (row[c] > row[best]) best = c;
-    return best;
-  });
-}
-
-/** FGSM images of a whole set, in chunks so memory stays at one chunk of gradients. */
-async function attack(model: Model, ds: Dataset, eps: number): Promise<Float32Array> {
-  const out = new Float32Array(ds.images.length);
-  for (let s = 0; s < ds.count; s += CHUNK) {
-    const n = Math.min(CHUNK, ds.count - s);
-    const adv = await model.fgsm(
-      ds.images.subarray(s * 784, (s + n) * 784),
-      ds.labels.subarray(s, s + n),
-      eps,
-    );
-    out.set(adv, s * 784);
-  }
-  return out;
+  return Array.from(argmaxRows(await model.predict(images), classes));
 }
 
 function uniqueLabels(paths: string[]): string[] {
@@ -211,7 +180,8 @@ export async function runFgsm(o: FgsmOptions): Promise<FgsmSummary> {
     let done = 0;
     for (const [a, attacker] of nets.entries()) {
       for (const [ei, e] of eps.entries()) {
-        const adv = await attack(attacker.model, test, e);
+        // The native side computes the gradients in chunks, so memory stays at one chunk.
+        const adv = await attacker.model.fgsm(test.images, test.labels, e);
         for (const [b, evaluator] of nets.entries()) {
           matrices[ei].matrix[a][b] = await accuracy(
             evaluator.model,

@@ -9,6 +9,7 @@ import { type Model, type NdArray, templateScores } from "../ffi/model.ts";
 import { loadCheckpoint, type Sidecar } from "./checkpoint.ts";
 import { type Figure, mapsSvg, type Table, writeFigure, writeReport } from "./figures.ts";
 import { writeFileAtomic, writeJsonAtomic } from "./files.ts";
+import { argmaxRows, perClassAccuracy } from "./metrics.ts";
 import { encodeNpy } from "./npy.ts";
 import { Plot, plotSvg } from "./plots.ts";
 import { ProgressBar } from "./progress.ts";
@@ -82,38 +83,6 @@ export interface NoiseMapsSummary {
     perClassAccuracy: number[];
   }[];
   seconds: number;
-}
-
-function argmaxRows(values: Float32Array, cols: number): Int32Array {
-  const n = values.length / cols;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let c = 1; c < cols; c++) if (values[i * cols + c] > values[i * cols + best]) best = c;
-    out[i] = best;
-  }
-  return out;
-}
-
-function perClassAccuracy(
-  pred: ArrayLike<number>,
-  labels: Uint8Array,
-  classes: number,
-): { accuracy: number; perClass: number[] } {
-  const hit = new Array(classes).fill(0);
-  const tot = new Array(classes).fill(0);
-  let correct = 0;
-  for (let i = 0; i < labels.length; i++) {
-    tot[labels[i]]++;
-    if (pred[i] === labels[i]) {
-      hit[labels[i]]++;
-      correct++;
-    }
-  }
-  return {
-    accuracy: correct / labels.length,
-    perClass: hit.map((h, c) => (tot[c] ? h / tot[c] : 0)),
-  };
 }
 
 function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
