@@ -479,8 +479,8 @@ fn channel_layout(shape: &Shape) -> CResult<(usize, usize, usize)> {
     Ok((dims[0], dims[1], dims[2..].iter().product()))
 }
 
-/// Per-channel mean and biased variance of `[n, c, ...]` in f64 (one pass of sums).
-pub fn channel_statistics(x: &[f32], channels: usize, spatial: usize) -> (Vec<f64>, Vec<f64>) {
+/// Per-channel mean and biased variance of `[n, c, ...]`, summed in f64 (one pass).
+pub fn channel_statistics(x: &[f32], channels: usize, spatial: usize) -> (Vec<f32>, Vec<f32>) {
     let per_image = channels * spatial;
     let zero = || vec![0f64; 2 * channels];
     let sums = sum_in_order(
@@ -503,9 +503,9 @@ pub fn channel_statistics(x: &[f32], channels: usize, spatial: usize) -> (Vec<f6
     let count = (x.len() / channels.max(1)).max(1) as f64;
     let mean: Vec<f64> = (0..channels).map(|c| sums[2 * c] / count).collect();
     let var = (0..channels)
-        .map(|c| (sums[2 * c + 1] / count - mean[c] * mean[c]).max(0.0))
+        .map(|c| (sums[2 * c + 1] / count - mean[c] * mean[c]).max(0.0) as f32)
         .collect();
-    (mean, var)
+    (mean.into_iter().map(|m| m as f32).collect(), var)
 }
 
 impl CustomOp3 for BatchNorm {

@@ -133,15 +133,8 @@ impl BatchNorm {
                     let data = &cpu.as_slice::<f32>()?[start..end];
                     kernels::channel_statistics(data, channels, count / x.dim(0)?.max(1))
                 };
-                self.update_running(
-                    &mean.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-                    &var.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-                    count,
-                )?;
-                (
-                    mean.into_iter().map(|v| v as f32).collect(),
-                    var.into_iter().map(|v| v as f32).collect(),
-                )
+                self.update_running(&mean, &var, count)?;
+                (mean, var)
             } else {
                 (
                     self.running_mean.as_tensor().to_vec1::<f32>()?,
