@@ -27,9 +27,12 @@ export function native(device: "cpu" | "cuda" | "auto" = defaultDevice()): Symbo
   try {
     opened = { lib: Deno.dlopen(path, symbols), device };
   } catch (cause) {
+    // The loader's own words name what is missing (a file, libcublas.so.13, a symbol).
+    const why = cause instanceof Error ? ` (${cause.message.split("\n")[0]})` : "";
     throw new LibraryNotFoundError(
-      `wna: cannot open the native library at ${path}; rebuild it with \`deno task build\` ` +
-        "(or `deno task build:cuda` for the CUDA variant)",
+      `wna: cannot open the native library at ${path}${why}; rebuild it with ` +
+        "`deno task build` (or `deno task build:cuda` for the CUDA variant; on a GPU machine, " +
+        "put the folder holding libcublas.so.13 and libcurand.so.10 on LD_LIBRARY_PATH)",
       { cause },
     );
   }

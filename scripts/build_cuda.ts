@@ -52,6 +52,65 @@ async function run(cmd: string, args: string[], env?: Record<string, string>) {
   }
 }
 
+/**
+ * Writes the link-time stand-in for the driver's libcuda.so.1. It must define every driver
+ * function cudarc calls: a stub without them is dropped by the linker's --as-needed, and the
+ * library then fails to load on the GPU machine ("undefined symbol: cuMemcpyHtoDAsync_v2").
+ * The names come from cudarc's own bindings, found through `cargo metadata`.
+ */
+async function writeLibcudaStub(dir: string) {
+  const meta = await new Deno.Command("cargo", {
+    args: [
+      "metadata",
+      "--format-version",
+      "1",
+      "--manifest-path",
+      "native/Cargo.toml",
+      "--features",
+      "cuda",
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!meta.success) throw new Error("build:cuda: `cargo metadata` failed (is cargo installed?)");
+  const packages = JSON.parse(new TextDecoder().decode(meta.stdout)).packages as {
+    name: string;
+    manifest_path: string;
+  }[];
+  const cudarc = packages.find((p) => p.name === "cudarc");
+  if (!cudarc) throw new Error("build:cuda: cudarc is not in the cuda feature's dependencies");
+  const bindings = cudarc.manifest_path.replace(/Cargo\.toml$/, "src/driver/sys/mod.rs");
+  const names = [
+    ...new Set(
+      [...Deno.readTextFileSync(bindings).matchAll(/^\s*pub fn (cu\w+)\(/gm)].map((m) => m[1]),
+    ),
+  ].sort();
+  if (names.length < 100) {
+    throw new Error(`build:cuda: found only ${names.length} driver functions in ${bindings}`);
+  }
+  const source = names.map((n) => `void ${n}(void) {}`).join("\n") + "\n";
+  Deno.mkdirSync(dir, { recursive: true });
+  if (exists(`${dir}/libcuda.so`) && exists(`${dir}/stub.c`)) {
+    if (Deno.readTextFileSync(`${dir}/stub.c`) === source) return;
+  }
+  Deno.writeTextFileSync(`${dir}/stub.c`, source);
+  await run("cc", [
+    "-shared",
+    "-o",
+    `${dir}/libcuda.so`,
+    "-Wl,-soname,libcuda.so.1",
+    `${dir}/stub.c`,
+  ]);
+  // The library linked against an older stub must be linked again.
+  for (const lib of ["release/libwna.so", "release/deps/libwna.so"]) {
+    try {
+      Deno.removeSync(`native/target-cuda/${lib}`);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+}
+
 runMain(async () => {
   const { values } = parseArgs({
     args: Deno.args,
@@ -88,17 +147,7 @@ runMain(async () => {
       await run("ln", ["-s", versioned, `${toolkit}/lib/lib${lib}.so`]);
     }
   }
-  if (!exists(`${toolkit}/lib/stubs/libcuda.so`)) {
-    Deno.mkdirSync(`${toolkit}/lib/stubs`, { recursive: true });
-    await Deno.writeTextFile(`${toolkit}/lib/stubs/stub.c`, "void wna_libcuda_stub(void) {}\n");
-    await run("cc", [
-      "-shared",
-      "-o",
-      `${toolkit}/lib/stubs/libcuda.so`,
-      "-Wl,-soname,libcuda.so.1",
-      `${toolkit}/lib/stubs/stub.c`,
-    ]);
-  }
+  await writeLibcudaStub(`${toolkit}/lib/stubs`);
   console.log(`building the CUDA library for compute capability ${cap} (several minutes once)…`);
   await run("cargo", [
     "build",
