@@ -1,9 +1,10 @@
 //! The layers the networks are built from. On the CPU they run wna's kernels (`kernels.rs`);
-//! on other devices candle's own ops. Parameter names match candle-nn's, so checkpoints are
-//! the same either way.
+//! on other devices candle's own ops, with the backward passes candle gets wrong replaced
+//! (`portable.rs`). Parameter names match candle-nn's, so checkpoints are the same either way.
 
 use crate::error::Result;
 use crate::kernels;
+use crate::portable;
 use candle_core::{Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 
@@ -13,6 +14,12 @@ fn use_kernels(x: &Tensor) -> bool {
     x.device().is_cpu()
         && x.dtype() == candle_core::DType::F32
         && std::env::var_os("WNA_CANDLE_OPS").is_none()
+}
+
+/// `WNA_CANDLE_OPS=raw`: candle's ops exactly as they are, wrong gradients included (to show
+/// the bugs in the kernel tests). Any other value keeps the gradient fixes.
+fn candle_ops_only() -> bool {
+    std::env::var("WNA_CANDLE_OPS").is_ok_and(|v| v == "raw")
 }
 
 /// A 2-D convolution with square stride and zero padding.
@@ -69,7 +76,9 @@ impl Conv2d {
         &self.weight
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `train` says whether the weight gradient is wanted: off the CPU kernels it costs an extra
+    /// zero-valued term (see `portable::ConvWeightGradient`).
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if use_kernels(x) {
             let bias = match &self.bias {
                 Some(b) => b.clone(),
@@ -81,7 +90,17 @@ impl Conv2d {
             };
             return Ok(x.contiguous()?.apply_op3(&self.weight, &bias, op)?);
         }
-        let y = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
+        let y = if train && !candle_ops_only() {
+            let y = x.conv2d(&self.weight.detach(), self.padding, self.stride, 1, 1)?;
+            let fix = portable::ConvWeightGradient {
+                stride: self.stride,
+                padding: self.padding,
+                out: y.dims4()?,
+            };
+            (&y + x.detach().apply_op2(&self.weight, fix)?)?
+        } else {
+            x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?
+        };
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
             None => y,
@@ -153,26 +172,31 @@ impl BatchNorm {
             };
             return Ok(x.apply_op3(&self.weight, &self.bias, op)?);
         }
-        // candle ops on [c, rest] so one broadcast shape serves every rank.
+        if !train {
+            // Inference folds the statistics into one scale and shift per channel: two
+            // broadcast passes over the activations instead of a transpose and six.
+            let scale = (&self.weight / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
+            let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
+            let mut bshape = vec![1usize; x.rank()];
+            bshape[1] = channels;
+            let y = x
+                .broadcast_mul(&scale.reshape(bshape.as_slice())?)?
+                .broadcast_add(&shift.reshape(bshape.as_slice())?)?;
+            return Ok(if relu { y.relu()? } else { y });
+        }
+        // Training: batch statistics with candle ops on [c, rest], one broadcast shape for every
+        // rank.
         let shape = x.shape().clone();
         let xt = x.transpose(0, 1)?.contiguous()?;
         let t_shape = xt.shape().clone();
         let xt = xt.flatten_from(1)?;
-        let (mean, var) = if train {
-            let mean = xt.mean_keepdim(1)?;
-            let var = xt.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
-            self.update_running(
-                &mean.flatten_all()?.to_vec1()?,
-                &var.flatten_all()?.to_vec1()?,
-                count,
-            )?;
-            (mean, var)
-        } else {
-            (
-                self.running_mean.as_tensor().reshape(((), 1))?,
-                self.running_var.as_tensor().reshape(((), 1))?,
-            )
-        };
+        let mean = xt.mean_keepdim(1)?;
+        let var = xt.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
+        self.update_running(
+            &mean.flatten_all()?.to_vec1()?,
+            &var.flatten_all()?.to_vec1()?,
+            count,
+        )?;
         let y = xt
             .broadcast_sub(&mean)?
             .broadcast_div(&(var + self.eps)?.sqrt()?)?
@@ -209,7 +233,10 @@ pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
     if use_kernels(x) {
         return Ok(x.contiguous()?.apply_op1(kernels::MaxPool2)?);
     }
-    Ok(x.max_pool2d(2)?)
+    if candle_ops_only() {
+        return Ok(x.max_pool2d(2)?);
+    }
+    Ok(x.apply_op1(portable::MaxPool2)?)
 }
 
 /// A fully connected layer `x . w^T + b`, weight `[out, in]` as in candle-nn and PyTorch.

@@ -12,6 +12,7 @@ pub mod models;
 pub mod noise;
 pub mod optim;
 pub mod philox;
+pub mod portable;
 pub mod progress;
 pub mod train;
 

@@ -1,7 +1,9 @@
-//! wna's CPU kernels against candle's own ops: forward values and every gradient.
+//! wna's CPU kernels against candle's own ops and direct loops: forward values and every
+//! gradient; and the portable ops (candle's forward, fixed backward) that run off the CPU.
 
 use candle_core::{Device, Tensor, Var};
 use wna::kernels::{self, BatchNorm, Conv2d, MaxPool2};
+use wna::portable::{self, ConvWeightGradient};
 
 type R = candle_core::Result<()>;
 
@@ -144,6 +146,29 @@ fn conv2d_matches_direct_loops_forward_and_backward() -> R {
             max_abs_diff(&values(grads.get(&b).unwrap()), &gb) < 1e-4,
             "grad b {case}"
         );
+        // The path off the CPU: candle's conv2d on a detached weight plus the zero-valued term
+        // that carries the weight gradient.
+        let candle_y = x.conv2d(&w.detach(), pad, stride, 1, 1)?;
+        let fix = ConvWeightGradient {
+            stride,
+            padding: pad,
+            out: candle_y.dims4()?,
+        };
+        let portable = (candle_y + x.detach().apply_op2(&w, fix)?)?
+            .broadcast_add(&b.reshape((1, 5, 1, 1))?)?;
+        let pg = (&portable * &r)?.sum_all()?.backward()?;
+        assert!(
+            max_abs_diff(&values(&portable), &y) < 1e-5,
+            "portable forward {case}"
+        );
+        assert!(
+            max_abs_diff(&values(pg.get(&x).unwrap()), &gx) < 1e-4,
+            "portable grad x {case}"
+        );
+        assert!(
+            max_abs_diff(&values(pg.get(&w).unwrap()), &gw) < 1e-4,
+            "portable grad w {case}"
+        );
     }
     Ok(())
 }
@@ -252,6 +277,14 @@ fn max_pool_matches_candle_forward_and_routes_gradients_to_the_maximum() -> R {
             0.0,
             "size {size}"
         );
+        let portable = x.apply_op1(portable::MaxPool2)?;
+        assert_eq!(max_diff(&portable, &ours), 0.0);
+        let pg = (&portable * &r)?.sum_all()?.backward()?;
+        assert_eq!(
+            max_abs_diff(&values(pg.get(&x).unwrap()), &expected),
+            0.0,
+            "portable, size {size}"
+        );
     }
     Ok(())
 }
@@ -287,5 +320,68 @@ fn linear_matches_direct_loops_forward_and_backward() -> R {
     assert!(max_abs_diff(&values(grads.get(&x).unwrap()), &gx) < 1e-5);
     assert!(max_abs_diff(&values(grads.get(&w).unwrap()), &gw) < 1e-5);
     assert!(max_abs_diff(&values(grads.get(&b).unwrap()), &gb) < 1e-5);
+    Ok(())
+}
+
+#[test]
+fn portable_inference_chain_matches_kernels_on_input_gradients() -> R {
+    // conv -> batch norm (running statistics) + ReLU -> max-pool, as in `smaller`.
+    let x = Var::from_tensor(&rand(&[4, 3, 13, 13], 21))?;
+    let w = rand(&[6, 3, 3, 3], 22);
+    let b = rand(&[6], 23);
+    let gamma = (rand(&[6], 24) + 1.5)?;
+    let beta = rand(&[6], 25);
+    let mean: Vec<f32> = values(&rand(&[6], 26));
+    let var: Vec<f32> = values(&rand(&[6], 27)).iter().map(|v| v + 1.5).collect();
+    let invstd: Vec<f32> = var.iter().map(|v| 1.0 / (v + 1e-5).sqrt()).collect();
+    let ours = x
+        .apply_op3(
+            &w,
+            &b,
+            Conv2d {
+                stride: 1,
+                padding: 0,
+            },
+        )?
+        .apply_op3(
+            &gamma,
+            &beta,
+            BatchNorm {
+                mean: mean.clone(),
+                invstd: invstd.clone(),
+                batch_statistics: false,
+                relu: true,
+            },
+        )?
+        .apply_op1(MaxPool2)?;
+    let scale = Tensor::new(invstd.as_slice(), &Device::Cpu)?.mul(&gamma)?;
+    let shift = (&beta - Tensor::new(mean.as_slice(), &Device::Cpu)?.mul(&scale)?)?;
+    let portable = x
+        .conv2d(&w, 0, 1, 1, 1)?
+        .broadcast_add(&b.reshape((1, 6, 1, 1))?)?
+        .broadcast_mul(&scale.reshape((1, 6, 1, 1))?)?
+        .broadcast_add(&shift.reshape((1, 6, 1, 1))?)?
+        .relu()?
+        .apply_op1(portable::MaxPool2)?;
+    assert!(max_diff(&ours, &portable) < 1e-5, "forward");
+    let r = rand(ours.dims(), 28);
+    let g1 = (&ours * &r)?.sum_all()?.backward()?;
+    let g2 = (&portable * &r)?.sum_all()?.backward()?;
+    let d = max_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap());
+    assert!(d < 1e-4, "input gradient differs by {d}");
+    Ok(())
+}
+
+#[test]
+fn portable_max_pool_gives_ties_to_the_first_maximum_like_the_kernel() -> R {
+    // Rounded values: many windows hold two or more equal maxima, as on a constant background.
+    let x = Var::from_tensor(&(rand(&[3, 4, 11, 11], 31) * 2.0)?.round()?.relu()?)?;
+    let ours = x.apply_op1(MaxPool2)?;
+    let port = x.apply_op1(portable::MaxPool2)?;
+    assert_eq!(max_diff(&ours, &port), 0.0);
+    let r = rand(ours.dims(), 32);
+    let g1 = (&ours * &r)?.sum_all()?.backward()?;
+    let g2 = (&port * &r)?.sum_all()?.backward()?;
+    assert_eq!(max_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap()), 0.0);
     Ok(())
 }

@@ -73,8 +73,8 @@ impl N1 {
 
 impl Net for N1 {
     fn forward_tapped(&self, x: &Tensor, train: bool, tap: Tap) -> Result<Tensor> {
-        let x = tap("conv1", self.conv1.forward(x)?.relu()?)?.avg_pool2d(2)?;
-        let x = tap("conv2", self.conv2.forward(&x)?.relu()?)?.avg_pool2d(2)?;
+        let x = tap("conv1", self.conv1.forward(x, train)?.relu()?)?.avg_pool2d(2)?;
+        let x = tap("conv2", self.conv2.forward(&x, train)?.relu()?)?.avg_pool2d(2)?;
         let x = self.dropout.forward(&x.flatten_from(1)?, train)?;
         let x = tap("fc1", self.fc1.forward(&x)?.relu()?)?;
         let x = tap("fc2", self.fc2.forward(&x)?.relu()?)?;
@@ -122,7 +122,7 @@ impl N3 {
 
 impl Net for N3 {
     fn forward_tapped(&self, x: &Tensor, train: bool, tap: Tap) -> Result<Tensor> {
-        let x = tap("conv1", self.conv1.forward(x)?.relu()?)?;
+        let x = tap("conv1", self.conv1.forward(x, train)?.relu()?)?;
         let x = self.dropout.forward(&x.flatten_from(1)?, train)?;
         let x = tap("fc1", self.fc1.forward(&x)?.relu()?)?;
         let x = tap("fc2", self.fc2.forward(&x)?.relu()?)?;

@@ -42,11 +42,15 @@ impl Block {
     }
 
     fn forward(&self, x: &Tensor, train: bool, name: &str, tap: Tap) -> Result<Tensor> {
-        let h = self.bn1.forward(&self.conv1.forward(x)?, train, true)?;
+        let h = self
+            .bn1
+            .forward(&self.conv1.forward(x, train)?, train, true)?;
         let h = tap(&format!("{name}.conv1"), h)?;
-        let h = self.bn2.forward(&self.conv2.forward(&h)?, train, false)?;
+        let h = self
+            .bn2
+            .forward(&self.conv2.forward(&h, train)?, train, false)?;
         let skip = match &self.projection {
-            Some((c, bn)) => bn.forward(&c.forward(x)?, train, false)?,
+            Some((c, bn)) => bn.forward(&c.forward(x, train)?, train, false)?,
             None => x.clone(),
         };
         tap(name, (h + skip)?.relu()?)
@@ -93,7 +97,9 @@ impl Larger {
 
 impl Net for Larger {
     fn forward_tapped(&self, x: &Tensor, train: bool, tap: Tap) -> Result<Tensor> {
-        let x = self.stem_bn.forward(&self.stem.forward(x)?, train, true)?;
+        let x = self
+            .stem_bn
+            .forward(&self.stem.forward(x, train)?, train, true)?;
         let mut x = tap("stem", x)?;
         for (s, stage) in self.stages.iter().enumerate() {
             for (b, block) in stage.iter().enumerate() {

@@ -36,9 +36,13 @@ impl Smaller {
 
 impl Net for Smaller {
     fn forward_tapped(&self, x: &Tensor, train: bool, tap: Tap) -> Result<Tensor> {
-        let x = self.bn1.forward(&self.conv1.forward(x)?, train, true)?;
+        let x = self
+            .bn1
+            .forward(&self.conv1.forward(x, train)?, train, true)?;
         let x = max_pool2(&tap("conv1", x)?)?;
-        let x = self.bn2.forward(&self.conv2.forward(&x)?, train, true)?;
+        let x = self
+            .bn2
+            .forward(&self.conv2.forward(&x, train)?, train, true)?;
         let x = max_pool2(&tap("conv2", x)?)?.flatten_from(1)?;
         let x = self.bn3.forward(&self.fc1.forward(&x)?, train, true)?;
         let x = tap("fc1", x)?;
