@@ -9,7 +9,7 @@ use crate::model::{check_images, Model};
 use crate::models::LayerInfo;
 use crate::philox::Philox;
 use crate::progress::Progress;
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
 use std::collections::HashMap;
 
@@ -73,6 +73,121 @@ pub fn noise_batch(out: &mut [f32], first: u64, seed: u64, kind: NoiseKind) {
     });
 }
 
+/// The noise of samples `first..first + count` as a `[count, 784]` tensor, made on the device
+/// of the (otherwise unused) input: on a GPU by `cuda/noise.cu`, so the pixels never cross the
+/// bus, and bit-identical to `noise_batch` for uniform noise.
+struct DeviceNoise {
+    first: u64,
+    count: usize,
+    seed: u64,
+    kind: NoiseKind,
+}
+
+#[cfg(feature = "cuda")]
+const NOISE_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/noise.ptx"));
+
+impl CustomOp1 for DeviceNoise {
+    fn name(&self) -> &'static str {
+        "wna-noise"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let mut v = vec![0f32; self.count * PIXELS];
+        noise_batch(&mut v, self.first, self.seed, self.kind);
+        Ok((CpuStorage::F32(v), Shape::from((self.count, PIXELS))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        use cudarc::driver::{LaunchConfig, PushKernelArg};
+        let dev = s.device().clone();
+        let name = match self.kind {
+            NoiseKind::Uniform => "wna_noise_uniform",
+            NoiseKind::Gaussian { .. } => "wna_noise_normal",
+        };
+        let func = dev.get_or_load_custom_func(name, "wna_noise", NOISE_PTX)?;
+        let n_blocks = (self.count * PIXELS / 4) as u64;
+        // SAFETY: the kernel writes every element (one float4 per thread, n_blocks threads).
+        let mut out = unsafe { dev.alloc::<f32>(self.count * PIXELS)? };
+        let (seed_lo, seed_hi) = (self.seed as u32, (self.seed >> 32) as u32);
+        let (mean, std) = match self.kind {
+            NoiseKind::Gaussian { mean, std } => (mean, std),
+            NoiseKind::Uniform => (0.0, 1.0),
+        };
+        let mut b = func.builder();
+        b.arg(&mut out);
+        b.arg(&self.first);
+        b.arg(&seed_lo);
+        b.arg(&seed_hi);
+        b.arg(&NOISE_STREAM);
+        b.arg(&n_blocks);
+        if matches!(self.kind, NoiseKind::Gaussian { .. }) {
+            b.arg(&mean);
+            b.arg(&std);
+        }
+        let cfg = LaunchConfig {
+            grid_dim: (n_blocks.div_ceil(256) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the arguments match the kernel's signature in cuda/noise.cu.
+        unsafe { b.launch(cfg) }
+            .map_err(|e| candle_core::Error::Msg(format!("{name}: launch failed: {e}")))?;
+        Ok((
+            candle_core::CudaStorage::wrap_cuda_slice(out, dev),
+            Shape::from((self.count, PIXELS)),
+        ))
+    }
+}
+
+/// `WNA_PROFILE=1`: time the phases of each batch (waiting for the device at each step, which
+/// costs some overlap) and print the totals to stderr.
+struct Phases<'a> {
+    device: &'a Device,
+    on: bool,
+    last: std::time::Instant,
+    totals: Vec<(&'static str, f64)>,
+}
+
+impl<'a> Phases<'a> {
+    fn new(device: &'a Device) -> Self {
+        Self {
+            device,
+            on: std::env::var_os("WNA_PROFILE").is_some(),
+            last: std::time::Instant::now(),
+            totals: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &'static str) -> Result<()> {
+        if !self.on {
+            return Ok(());
+        }
+        self.device.synchronize()?;
+        let s = self.last.elapsed().as_secs_f64();
+        self.last = std::time::Instant::now();
+        match self.totals.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, t)) => *t += s,
+            None => self.totals.push((name, s)),
+        }
+        Ok(())
+    }
+
+    fn report(&self, samples: u64) {
+        for (name, s) in &self.totals {
+            eprintln!(
+                "wna profile: {name}: {s:.3} s ({:.2} us/sample)",
+                1e6 * s / samples.max(1) as f64
+            );
+        }
+    }
+}
+
 /// f64 running sums of one layer's statistics.
 struct LayerSums {
     info: LayerInfo,
@@ -114,10 +229,17 @@ impl LayerSums {
     fn add(&mut self, act: &Tensor, x: &Tensor, pixels: &[f32]) -> Result<()> {
         let b = act.dim(0)?;
         let (c, h, w) = (self.info.channels, self.info.height, self.info.width);
-        let act = act.reshape((b, c, h * w))?;
+        // f64 from here: sums over a batch's millions of unit activations in f32 would depend on
+        // each device's summation order in the fourth digit.
+        let act = act.to_dtype(DType::F64)?.reshape((b, c, h * w))?;
+        let x = x.to_dtype(DType::F64)?;
         // Centre unit (the whole unit for fc layers): activation-weighted sum of the stimuli.
-        let centre = act.narrow(2, (h / 2) * w + w / 2, 1)?.squeeze(2)?; // [b, c]
-        add_into(&mut self.centre, &centre.t()?.matmul(x)?)?;
+        // Contiguous, so that its transpose is a plain strided matrix to every matmul backend.
+        let centre = act
+            .narrow(2, (h / 2) * w + w / 2, 1)?
+            .squeeze(2)?
+            .contiguous()?; // [b, c]
+        add_into(&mut self.centre, &centre.t()?.matmul(&x)?)?;
         add_into(&mut self.centre_weight, &centre.sum(0)?)?;
         // Activation statistics per channel and per position.
         add_into(&mut self.act_map, &act.sum(0)?)?;
@@ -129,7 +251,8 @@ impl LayerSums {
             // activations [c, b*h*w] with the unfolded stimuli [b*h*w, rf*rf].
             let unfolded = unfold(pixels, &self.info, self.patch);
             let unfolded =
-                Tensor::from_vec(unfolded, (b * h * w, self.patch * self.patch), act.device())?;
+                Tensor::from_vec(unfolded, (b * h * w, self.patch * self.patch), act.device())?
+                    .to_dtype(DType::F64)?;
             let a = act.transpose(0, 1)?.reshape((c, b * h * w))?;
             add_into(&mut self.patch_sum, &a.matmul(&unfolded)?)?;
             add_into(&mut self.patch_weight, &a.sum(1)?)?;
@@ -217,7 +340,7 @@ fn unfold(pixels: &[f32], info: &LayerInfo, p: usize) -> Vec<f32> {
 }
 
 fn add_into(acc: &mut [f64], t: &Tensor) -> Result<()> {
-    let v = t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    let v = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
     if v.len() != acc.len() {
         return Err(Error::Shape {
             op: "accumulate",
@@ -226,7 +349,7 @@ fn add_into(acc: &mut [f64], t: &Tensor) -> Result<()> {
         });
     }
     for (a, b) in acc.iter_mut().zip(v) {
-        *a += b as f64;
+        *a += b;
     }
     Ok(())
 }
@@ -320,16 +443,41 @@ pub fn analyse(
     let mut buf = vec![0f32; cfg.batch_size * PIXELS];
     let mut kept = Vec::new();
     progress.start(total);
+    let mut phases = Phases::new(&model.device);
     let mut first = 0u64;
     while first < total {
         let b = (total - first).min(cfg.batch_size as u64) as usize;
-        let pixels = &mut buf[..b * PIXELS];
-        make_stimuli(pixels, first, images, cfg, pattern);
         let keep = (cfg.keep_stimuli as u64).min(total).saturating_sub(first) as usize;
-        kept.extend_from_slice(&pixels[..keep.min(b) * PIXELS]);
-        let x = Tensor::from_slice(pixels, (b, PIXELS), &model.device)?;
         // Only the first `sta_samples` samples feed the layer statistics, whatever the batching.
         let sta_rows = (cfg.sta_samples.saturating_sub(first) as usize).min(b);
+        let (x, pixels): (Tensor, &[f32]) = if images.is_none() && !model.device.is_cpu() {
+            // Noise made on the device; only the rows the host needs come back.
+            let x = Tensor::zeros(1, DType::F32, &model.device)?.apply_op1(DeviceNoise {
+                first,
+                count: b,
+                seed: cfg.seed,
+                kind: cfg.noise,
+            })?;
+            let x = match pattern {
+                Some(p) => x.broadcast_add(
+                    &(Tensor::from_slice(p, (1, PIXELS), &model.device)? * cfg.weight as f64)?,
+                )?,
+                None => x,
+            };
+            let host = sta_rows.max(keep.min(b));
+            let n = host * PIXELS;
+            if host > 0 {
+                buf[..n].copy_from_slice(&x.narrow(0, 0, host)?.flatten_all()?.to_vec1()?);
+            }
+            (x, &buf[..n])
+        } else {
+            let pixels = &mut buf[..b * PIXELS];
+            make_stimuli(pixels, first, images, cfg, pattern);
+            let x = Tensor::from_slice(pixels, (b, PIXELS), &model.device)?;
+            (x, &buf[..b * PIXELS])
+        };
+        kept.extend_from_slice(&pixels[..keep.min(b) * PIXELS]);
+        phases.lap("stimuli")?;
         let (x_sta, px_sta) = (
             x.narrow(0, 0, sta_rows.max(1))?,
             &pixels[..sta_rows * PIXELS],
@@ -338,7 +486,7 @@ pub fn analyse(
         let logits = model.forward_eval(
             &model.normalise(&x.reshape((b, 1, SIDE, SIDE))?)?,
             &mut |name, t| {
-                if sta_rows > 0 {
+                if sta_rows > 0 && err.is_ok() {
                     if let Some(sums) = layers.get_mut(name) {
                         err = t
                             .narrow(0, 0, sta_rows)
@@ -352,6 +500,7 @@ pub fn analyse(
         err?;
         // One matmul accumulates all three class-image variants: rows of W are the one-hot
         // prediction, the softmax, and the one-hot prediction gated by the confidence threshold.
+        phases.lap("forward and layer statistics")?;
         let probs = candle_nn::ops::softmax_last_dim(&logits)?;
         let pred = probs.argmax(D::Minus1)?;
         let top = probs.max(D::Minus1)?;
@@ -368,9 +517,11 @@ pub fn analyse(
             predictions.extend(pred.to_vec1::<u32>()?.into_iter().map(|p| p as f32));
             confidence.extend(top.to_vec1::<f32>()?);
         }
+        phases.lap("class sums")?;
         first += b as u64;
         progress.advance(b as u64);
     }
+    phases.report(total);
     // Normalise the sums into means and name the outputs.
     let mut out = Arrays::default();
     let c = classes;
