@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const KERNELS: &[&str] = &["noise"];
+const KERNELS: &[&str] = &["noise", "layers"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

@@ -173,16 +173,12 @@ impl BatchNorm {
             return Ok(x.apply_op3(&self.weight, &self.bias, op)?);
         }
         if !train {
-            // Inference folds the statistics into one scale and shift per channel: two
-            // broadcast passes over the activations instead of a transpose and six.
+            // Inference folds the statistics into one scale and shift per channel: one pass
+            // over the activations instead of a transpose and six.
             let scale = (&self.weight / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
             let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
-            let mut bshape = vec![1usize; x.rank()];
-            bshape[1] = channels;
-            let y = x
-                .broadcast_mul(&scale.reshape(bshape.as_slice())?)?
-                .broadcast_add(&shift.reshape(bshape.as_slice())?)?;
-            return Ok(if relu { y.relu()? } else { y });
+            let op = portable::ScaleShift { relu };
+            return Ok(x.contiguous()?.apply_op3(&scale, &shift, op)?);
         }
         // Training: batch statistics with candle ops on [c, rest], one broadcast shape for every
         // rank.

@@ -151,7 +151,7 @@ struct Phases<'a> {
     device: &'a Device,
     on: bool,
     last: std::time::Instant,
-    totals: Vec<(&'static str, f64)>,
+    totals: Vec<(String, f64)>,
 }
 
 impl<'a> Phases<'a> {
@@ -164,7 +164,7 @@ impl<'a> Phases<'a> {
         }
     }
 
-    fn lap(&mut self, name: &'static str) -> Result<()> {
+    fn lap(&mut self, name: &str) -> Result<()> {
         if !self.on {
             return Ok(());
         }
@@ -173,7 +173,7 @@ impl<'a> Phases<'a> {
         self.last = std::time::Instant::now();
         match self.totals.iter_mut().find(|(n, _)| *n == name) {
             Some((_, t)) => *t += s,
-            None => self.totals.push((name, s)),
+            None => self.totals.push((name.to_string(), s)),
         }
         Ok(())
     }
@@ -486,6 +486,11 @@ pub fn analyse(
         let logits = model.forward_eval(
             &model.normalise(&x.reshape((b, 1, SIDE, SIDE))?)?,
             &mut |name, t| {
+                if phases.on {
+                    if let Err(e) = phases.lap(&format!("forward to {name}")) {
+                        err = Err(e);
+                    }
+                }
                 if sta_rows > 0 && err.is_ok() {
                     if let Some(sums) = layers.get_mut(name) {
                         err = t
@@ -500,7 +505,7 @@ pub fn analyse(
         err?;
         // One matmul accumulates all three class-image variants: rows of W are the one-hot
         // prediction, the softmax, and the one-hot prediction gated by the confidence threshold.
-        phases.lap("forward and layer statistics")?;
+        phases.lap("layer statistics")?;
         let probs = candle_nn::ops::softmax_last_dim(&logits)?;
         let pred = probs.argmax(D::Minus1)?;
         let top = probs.max(D::Minus1)?;

@@ -385,3 +385,28 @@ fn portable_max_pool_gives_ties_to_the_first_maximum_like_the_kernel() -> R {
     assert_eq!(max_diff(g1.get(&x).unwrap(), g2.get(&x).unwrap()), 0.0);
     Ok(())
 }
+
+#[test]
+fn scale_shift_matches_broadcast_ops_with_every_gradient() -> R {
+    for (shape, relu) in [(vec![3, 5, 4, 4], true), (vec![6, 5], false)] {
+        let x = Var::from_tensor(&rand(&shape, 61))?;
+        let scale = Var::from_tensor(&rand(&[5], 62))?;
+        let shift = Var::from_tensor(&rand(&[5], 63))?;
+        let mut b = vec![1usize; shape.len()];
+        b[1] = 5;
+        let reference = x
+            .broadcast_mul(&scale.reshape(b.as_slice())?)?
+            .broadcast_add(&shift.reshape(b.as_slice())?)?;
+        let reference = if relu { reference.relu()? } else { reference };
+        let fused = x.apply_op3(&scale, &shift, portable::ScaleShift { relu })?;
+        assert!(max_diff(&reference, &fused) < 1e-6, "forward");
+        let r = rand(&shape, 64);
+        let g1 = (&reference * &r)?.sum_all()?.backward()?;
+        let g2 = (&fused * &r)?.sum_all()?.backward()?;
+        for (v, name) in [(&x, "x"), (&scale, "scale"), (&shift, "shift")] {
+            let d = max_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
+            assert!(d < 1e-5, "grad {name} differs by {d}");
+        }
+    }
+    Ok(())
+}
