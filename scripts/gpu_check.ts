@@ -210,6 +210,15 @@ runMain(async () => {
     const accuracy = (await m.evaluate(test.images, test.labels)).accuracy;
     return { seconds: s, imagesPerSecond: train.count / s, accuracy };
   };
+  {
+    // Warm-up on a throwaway model: the driver JIT-compiles candle's PTX on first use (and
+    // caches it on disk), which is not training time.
+    using w = Model.create("smaller", { seed: 4, mean: MEAN, std: STD, device });
+    await w.trainEpoch(train.images.subarray(0, 1024 * 784), train.labels.subarray(0, 1024), {
+      totalSteps: 8,
+      epoch: 0,
+    });
+  }
   const cpuEpoch = await epoch("cpu");
   const gpuEpoch = await epoch(device);
   report.training = { images: train.count, cpu: cpuEpoch, cuda: gpuEpoch };
@@ -275,6 +284,8 @@ runMain(async () => {
   }
   {
     using m = Model.create("smaller", { seed: 0, mean: MEAN, std: STD, device });
+    // Warm-up: the first call on a device loads (JIT-compiles) candle's kernels.
+    await m.fgsm(test.images.subarray(0, 500 * 784), test.labels.subarray(0, 500), 0.1);
     const [, s] = await timed(() => m.fgsm(test.images, test.labels, 0.1));
     await row("fgsm", "smaller", test.count / s, {
       task: "fgsm",
