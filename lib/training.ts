@@ -129,6 +129,16 @@ async function drawHistory(history: EpochRecord[], base: string): Promise<void> 
 }
 
 /**
+ * The default mini-batch of a model: 64 for `larger`, whose ResNet needs the extra updates to
+ * reach its Fashion-MNIST floor in five epochs (91.22% at 128, 91.60% at 64), 128 otherwise.
+ * @param model a model name
+ * @returns the batch size `deno task train` uses when `--batch-size` is not given
+ */
+export function defaultBatchSize(model: string): number {
+  return model === "larger" ? 64 : 128;
+}
+
+/**
  * Trains a model and writes checkpoints, the history (`.npz`, SVG, PNG) and the test accuracy.
  * @param options model, dataset, schedule, output folder
  * @returns the best checkpoint and its sidecar
@@ -138,7 +148,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     model: name,
     dataset,
     epochs = 5,
-    batchSize = 128,
+    batchSize = defaultBatchSize(name),
     lrMax = 2e-3,
     lrMin = 1e-5,
     weightDecay = 1e-4,

@@ -6,12 +6,12 @@
 import { parseArgs } from "node:util";
 import { MODEL_NAMES } from "../ffi/model.ts";
 import { choiceFlag, numberFlag, numberList, runMain } from "../lib/cli.ts";
-import { trainModel } from "../lib/training.ts";
+import { defaultBatchSize, trainModel } from "../lib/training.ts";
 
 const HELP = `usage: deno task train [options]
   --model NAME        ${MODEL_NAMES.join(", ")} (default smaller)
   --dataset NAME      mnist or fashion (default mnist)
-  --epochs N          (default 5)       --batch-size N   (default 128)
+  --epochs N          (default 5)       --batch-size N   (default 128; larger 64)
   --lr-max X          (default 0.002)   --lr-min X       (default 1e-5)
   --weight-decay X    (default 1e-4)    --patience N     (default 3)
   --optimizer NAME    adam or sgd (default adam for all but n2)
@@ -54,7 +54,10 @@ runMain(async () => {
     dataset,
     seed,
     epochs: numberFlag("epochs", values.epochs, 5, { integer: true, min: 1 }),
-    batchSize: numberFlag("batch-size", values["batch-size"], 128, { integer: true, min: 2 }),
+    batchSize: numberFlag("batch-size", values["batch-size"], defaultBatchSize(model), {
+      integer: true,
+      min: 2,
+    }),
     lrMax: numberFlag("lr-max", values["lr-max"], 2e-3, { min: 0 }),
     lrMin: numberFlag("lr-min", values["lr-min"], 1e-5, { min: 0 }),
     weightDecay: numberFlag("weight-decay", values["weight-decay"], 1e-4, { min: 0 }),
