@@ -4,10 +4,15 @@
  *
  * Here (with the CUDA library built by `deno task build:cuda`):
  *   deno task gpu-check:prepare      writes .carry/: deno.xz, libwna-cuda.so, an MNIST subset
- * On the GPU machine (no network, no Deno, no Rust; it has CUDA and PyTorch), from the checkout:
+ * On the GPU machine (no network, no Deno, no Rust; it has CUDA and PyTorch), from the checkout,
+ * with cuBLAS 13 and cuRAND 10 found where PyTorch's wheels put them:
+ *   export LD_LIBRARY_PATH=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13/lib"))')
  *   xz -dc .carry/deno.xz > /tmp/deno && chmod +x /tmp/deno &&
  *   WNA_NATIVE_LIB=.carry/libwna-cuda.so /tmp/deno run --no-config --no-lock -A \
  *     scripts/gpu_check.ts --data .carry/mnist --out "$OUT"
+ * (On the H100 of 2026-11-23 that folder was /opt/torch/.venv/lib/python3.12/site-packages/
+ * nvidia/cu13/lib.) `WNA_PROFILE=1` is set for one extra noise run per model, which prints where
+ * the time goes.
  * It imports no npm package, so it runs without `deno install`. The CUDA library also runs on the
  * CPU, so parity compares two devices of one build in one process.
  * @module

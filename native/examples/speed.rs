@@ -1,5 +1,5 @@
 //! Times `smaller`/`larger` training steps and inference on random data with wna's CPU kernels
-//! and, with `WNA_CANDLE_OPS=1`, with candle's own ops: `cargo run --release --example speed`.
+//! and, with `WNA_CANDLE_OPS=raw`, with candle's own ops: `cargo run --release --example speed`.
 
 use std::time::Instant;
 use wna::model::Model;
