@@ -225,21 +225,21 @@ impl LayerSums {
         }
     }
 
-    /// Adds one batch: `act` is `[b, c, h, w]` (or `[b, c]`), `x` the pixel-space stimuli `[b, 784]`.
+    /// Adds one batch: `act` is `[b, c, h, w]` (or `[b, c]`), `x` the pixel-space stimuli
+    /// `[b, 784]` in f64.
     fn add(&mut self, act: &Tensor, x: &Tensor, pixels: &[f32]) -> Result<()> {
         let b = act.dim(0)?;
         let (c, h, w) = (self.info.channels, self.info.height, self.info.width);
         // f64 from here: sums over a batch's millions of unit activations in f32 would depend on
         // each device's summation order in the fourth digit.
         let act = act.to_dtype(DType::F64)?.reshape((b, c, h * w))?;
-        let x = x.to_dtype(DType::F64)?;
         // Centre unit (the whole unit for fc layers): activation-weighted sum of the stimuli.
         // Contiguous, so that its transpose is a plain strided matrix to every matmul backend.
         let centre = act
             .narrow(2, (h / 2) * w + w / 2, 1)?
             .squeeze(2)?
             .contiguous()?; // [b, c]
-        add_into(&mut self.centre, &centre.t()?.matmul(&x)?)?;
+        add_into(&mut self.centre, &centre.t()?.matmul(x)?)?;
         add_into(&mut self.centre_weight, &centre.sum(0)?)?;
         // Activation statistics per channel and per position.
         add_into(&mut self.act_map, &act.sum(0)?)?;
@@ -444,6 +444,13 @@ pub fn analyse(
     let mut kept = Vec::new();
     progress.start(total);
     let mut phases = Phases::new(&model.device);
+    // `weight * pattern`, uploaded once, for stimuli made on the device.
+    let device_pattern = match pattern {
+        Some(p) if images.is_none() && !model.device.is_cpu() => {
+            Some((Tensor::from_slice(p, (1, PIXELS), &model.device)? * cfg.weight as f64)?)
+        }
+        _ => None,
+    };
     let mut first = 0u64;
     while first < total {
         let b = (total - first).min(cfg.batch_size as u64) as usize;
@@ -458,10 +465,8 @@ pub fn analyse(
                 seed: cfg.seed,
                 kind: cfg.noise,
             })?;
-            let x = match pattern {
-                Some(p) => x.broadcast_add(
-                    &(Tensor::from_slice(p, (1, PIXELS), &model.device)? * cfg.weight as f64)?,
-                )?,
+            let x = match &device_pattern {
+                Some(p) => x.broadcast_add(p)?,
                 None => x,
             };
             let host = sta_rows.max(keep.min(b));
@@ -478,8 +483,9 @@ pub fn analyse(
         };
         kept.extend_from_slice(&pixels[..keep.min(b) * PIXELS]);
         phases.lap("stimuli")?;
+        // In f64 once per batch for every analysed layer (see `LayerSums::add`).
         let (x_sta, px_sta) = (
-            x.narrow(0, 0, sta_rows.max(1))?,
+            x.narrow(0, 0, sta_rows.max(1))?.to_dtype(DType::F64)?,
             &pixels[..sta_rows * PIXELS],
         );
         let mut err = Ok(());

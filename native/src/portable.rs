@@ -170,6 +170,14 @@ fn channel_geometry(l: &Layout) -> CResult<(usize, usize)> {
     Ok((dims[1], dims[2..].iter().product()))
 }
 
+/// The f32 elements of a contiguous tensor on the CPU.
+fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> CResult<&'a [f32]> {
+    let (a, b) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("scale-shift: non-contiguous".into()))?;
+    Ok(&s.as_slice::<f32>()?[a..b])
+}
+
 /// The f32 elements of a contiguous tensor on the GPU.
 #[cfg(feature = "cuda")]
 fn view<'a>(s: &'a CudaStorage, l: &Layout) -> CResult<cudarc::driver::CudaView<'a, f32>> {
@@ -194,12 +202,6 @@ impl candle_core::CustomOp3 for ScaleShift {
         hl: &Layout,
     ) -> CResult<(CpuStorage, Shape)> {
         let (channels, spatial) = channel_geometry(xl)?;
-        let slice = |s: &CpuStorage, l: &Layout| -> CResult<Vec<f32>> {
-            let (a, b) = l
-                .contiguous_offsets()
-                .ok_or_else(|| candle_core::Error::Msg("scale-shift: non-contiguous".into()))?;
-            Ok(s.as_slice::<f32>()?[a..b].to_vec())
-        };
         let (x, scale, shift) = (slice(xs, xl)?, slice(ss, sl)?, slice(hs, hl)?);
         let y = x
             .iter()
