@@ -12,10 +12,15 @@
  * @module
  */
 export { type Dataset, DATASET_NAMES, DatasetNotFoundError, loadDataset } from "./data/datasets.ts";
+export { type Prepared, prepareDataset, type PrepareOptions } from "./data/prepare.ts";
 export { parseIdx, readIdx } from "./data/idx.ts";
 export { LibraryNotFoundError, NativeError, StatusCode } from "./ffi/errors.ts";
 export {
+  analysisArrays,
   type AnalysisOptions,
+  type AnalysisResult,
+  type ClassifyOptions,
+  type DataNoiseFit,
   type EpochOptions,
   type LayerInfo,
   type Metrics,
@@ -24,6 +29,8 @@ export {
   type ModelInfo,
   type ModelOptions,
   type NdArray,
+  type NoiseName,
+  type StreamOptions,
   templateScores,
 } from "./ffi/model.ts";
 export { nativeVersion } from "./ffi/native.ts";

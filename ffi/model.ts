@@ -83,26 +83,35 @@ export interface EpochOptions {
   epoch: number;
 }
 
-/** Options of {@linkcode Model.analyse}. */
-export interface AnalysisOptions {
+/** The noise a stream is drawn from. */
+export type NoiseName = "uniform" | "gaussian" | "data";
+
+/** Options of the stimulus stream shared by {@linkcode Model.analyse} and {@linkcode Model.classify}. */
+export interface StreamOptions {
   /** Noise samples when no images are given. @default 10000 */
   samples?: number;
   /** @default 500 */
   batchSize?: number;
   /** @default 0 */
   seed?: number;
-  /** @default "uniform" */
-  noise?: "uniform" | "gaussian";
+  /**
+   * `uniform` pixels in [0, 1]; `gaussian` pixels of `noiseMean` and `noiseStd`; `data`: Gaussian
+   * with the mean and covariance fitted by {@linkcode Model.fitDataNoise}, scaled by `contrast`.
+   * @default "uniform"
+   */
+  noise?: NoiseName;
   /** Gaussian mean in pixel units. @default 0.5 */
   noiseMean?: number;
   /** Gaussian std in pixel units. @default 0.25 */
   noiseStd?: number;
+  /** Scale of `data` noise's deviation from the data mean. @default 1 */
+  contrast?: number;
   /** Stimulus = gamma * image + (1 - gamma) * noise. @default 0 */
   gamma?: number;
-  /** A 784-pixel pattern added with `weight`. */
-  pattern?: number[];
-  /** @default 0 */
-  weight?: number;
+}
+
+/** Options of {@linkcode Model.analyse}. */
+export interface AnalysisOptions extends StreamOptions {
   /** Confidence threshold of the thresholded classification images. @default 0.9 */
   threshold?: number;
   /** Samples that feed STA and activation statistics. @default 10000 */
@@ -111,6 +120,113 @@ export interface AnalysisOptions {
   layers?: string[];
   /** Return the first n stimuli as `stimuli` (`[n, 28, 28]`). @default 0 */
   keepStimuli?: number;
+}
+
+/** Options of {@linkcode Model.classify}. */
+export interface ClassifyOptions extends StreamOptions {
+  /** A 784-pixel pattern added to every stimulus, once per weight. */
+  pattern?: Float32Array;
+  /** Weights of the pattern; one pass over the stimuli each. @default [0] */
+  weights?: number[];
+}
+
+/** Spike-triggered averages and activation statistics of one layer over a stream. */
+export interface LayerStatistics {
+  /** Activation-weighted mean stimulus of each channel's centre unit, `[c, 28, 28]`. */
+  staCentre: NdArray;
+  /** Mean activation of each channel's centre unit, `[c]`. */
+  staCentreWeight: NdArray;
+  /** STA averaged over unit positions, in the receptive field, `[c, rf, rf]` (conv layers). */
+  staPatch?: NdArray;
+  /** Mean activation per channel and position, `[c, h, w]`. */
+  activationMean: NdArray;
+  /** Mean and std of each channel's activations, `[c]`. */
+  channelMean: NdArray;
+  channelStd: NdArray;
+}
+
+/** What {@linkcode Model.analyse} returns. */
+export interface AnalysisResult {
+  /** Samples streamed. */
+  samples: number;
+  /** Bias histogram: samples per predicted class, `[classes]`. */
+  counts: NdArray;
+  /** Mean stimulus per predicted class, `[classes, 28, 28]`. */
+  classImages: NdArray;
+  /** Softmax mass per class, `[classes]`. */
+  weightSums: NdArray;
+  /** Softmax-weighted mean stimulus per class, `[classes, 28, 28]`. */
+  weightedImages: NdArray;
+  /** Samples above the confidence threshold per class, `[classes]`. */
+  thresholdCounts: NdArray;
+  /** Mean stimulus of the confident samples per class, `[classes, 28, 28]`. */
+  thresholdImages: NdArray;
+  /** Mean stimulus, `[28, 28]`. */
+  stimulusMean: NdArray;
+  /** The first `keepStimuli` stimuli, `[n, 28, 28]`. */
+  stimuli?: NdArray;
+  /** With images: the predicted class and top softmax of each. */
+  predictions?: NdArray;
+  confidence?: NdArray;
+  /** Statistics per analysed layer, by layer name. */
+  layers: Record<string, LayerStatistics>;
+}
+
+/** The fitted statistics behind `data` noise. */
+export interface DataNoiseFit {
+  /** Mean image, `[28, 28]`. */
+  mean: NdArray;
+  /** Lower-triangular Cholesky factor of the covariance, `[784, 784]`. */
+  factor: NdArray;
+  images: number;
+}
+
+/** Every array of an analysis under its native name (`sta/<layer>/centre`, …), for files. */
+export function analysisArrays(r: AnalysisResult): Record<string, NdArray> {
+  const out: Record<string, NdArray> = {};
+  for (const [k, v] of Object.entries(r)) {
+    if (k !== "layers" && k !== "samples" && v) out[k] = v as NdArray;
+  }
+  for (const [name, l] of Object.entries(r.layers)) {
+    out[`sta/${name}/centre`] = l.staCentre;
+    out[`sta/${name}/centreWeight`] = l.staCentreWeight;
+    if (l.staPatch) out[`sta/${name}/patch`] = l.staPatch;
+    out[`act/${name}/mean`] = l.activationMean;
+    out[`act/${name}/channelMean`] = l.channelMean;
+    out[`act/${name}/channelStd`] = l.channelStd;
+  }
+  return out;
+}
+
+function toAnalysisResult(raw: Record<string, NdArray>): AnalysisResult {
+  const layers: Record<string, LayerStatistics> = {};
+  for (const key of Object.keys(raw)) {
+    const m = key.match(/^act\/(.+)\/mean$/);
+    if (!m) continue;
+    const name = m[1];
+    layers[name] = {
+      staCentre: raw[`sta/${name}/centre`],
+      staCentreWeight: raw[`sta/${name}/centreWeight`],
+      staPatch: raw[`sta/${name}/patch`],
+      activationMean: raw[`act/${name}/mean`],
+      channelMean: raw[`act/${name}/channelMean`],
+      channelStd: raw[`act/${name}/channelStd`],
+    };
+  }
+  return {
+    samples: raw.samples.data[0],
+    counts: raw.counts,
+    classImages: raw.classImages,
+    weightSums: raw.weightSums,
+    weightedImages: raw.weightedImages,
+    thresholdCounts: raw.thresholdCounts,
+    thresholdImages: raw.thresholdImages,
+    stimulusMean: raw.stimulusMean,
+    stimuli: raw.stimuli,
+    predictions: raw.predictions,
+    confidence: raw.confidence,
+    layers,
+  };
 }
 
 /** A named n-dimensional float array. */
@@ -422,13 +538,13 @@ export class Model {
    * @param images real images to mix with noise, or `null` for pure noise
    * @param options samples, noise, gamma, pattern, layers
    * @param onProgress called with samples done so far
-   * @returns named arrays (`counts`, `classImages`, `sta/<layer>/centre`, …)
+   * @returns the bias histogram, the classification images and per-layer statistics
    */
   async analyse(
     images: Float32Array | null,
     options: AnalysisOptions = {},
     onProgress?: ProgressCallback,
-  ): Promise<Record<string, NdArray>> {
+  ): Promise<AnalysisResult> {
     if (images) checkImages(images);
     const opts = utf8(JSON.stringify(options));
     const out = new BigUint64Array(1);
@@ -449,7 +565,78 @@ export class Model {
         ),
         err,
       ), onProgress);
-    return readArrays(out[0]);
+    return toAnalysisResult(readArrays(out[0]));
+  }
+
+  /**
+   * The predicted class of every stimulus, with no maps: the cheap call for sweeps (attack,
+   * gamma, microstimulation). With `weights`, one pass per weight of `pattern`.
+   * @param images real images to mix with noise, or `null` for pure noise
+   * @param options stream, pattern and weights
+   * @param onProgress called with stimuli done so far
+   * @returns classes, `max(1, weights.length) * n` of them, weight-major
+   */
+  async classify(
+    images: Float32Array | null,
+    options: ClassifyOptions = {},
+    onProgress?: ProgressCallback,
+  ): Promise<Uint32Array> {
+    const { pattern, weights = [], ...stream } = options;
+    const n = images ? checkImages(images) : stream.samples ?? 10_000;
+    if (pattern && pattern.length !== 784) {
+      throw new RangeError(`classify: pattern must have 784 values, got ${pattern.length}`);
+    }
+    const w = new Float32Array(weights);
+    const out = new Uint32Array(Math.max(1, w.length) * n);
+    const opts = utf8(JSON.stringify(stream));
+    const err = errorBuffer();
+    const h = this.handle;
+    await withProgress(async (counters) =>
+      unwrap(
+        await native().wna_classify(
+          h,
+          images,
+          BigInt(images?.length ?? 0),
+          pattern ?? null,
+          BigInt(pattern?.length ?? 0),
+          w,
+          BigInt(w.length),
+          opts,
+          BigInt(opts.length),
+          counters,
+          out,
+          BigInt(out.length),
+          err,
+          BigInt(err.length),
+        ),
+        err,
+      ), onProgress);
+    return out;
+  }
+
+  /**
+   * Fits `data` noise: the mean and covariance of `images`, kept in the model for later
+   * `noise: "data"` streams.
+   * @param images n x 784 pixels (n >= 2), e.g. the training set
+   * @returns the fitted mean and Cholesky factor
+   */
+  async fitDataNoise(images: Float32Array): Promise<DataNoiseFit> {
+    checkImages(images);
+    const out = new BigUint64Array(1);
+    const err = errorBuffer();
+    unwrap(
+      await native().wna_fit_data_noise(
+        this.handle,
+        images,
+        BigInt(images.length),
+        out,
+        err,
+        BigInt(err.length),
+      ),
+      err,
+    );
+    const raw = readArrays(out[0]);
+    return { mean: raw.mean, factor: raw.factor, images: raw.images.data[0] };
   }
 
   /**

@@ -87,6 +87,35 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  /** (handle: u64, pixels: *const f32 (nullable), n: usize, pattern: *const f32 (nullable),
+   *  pattern_len: usize, weights: *const f32, n_weights: usize, options: *const u8,
+   *  options_len: usize, progress: *mut u64, out: *mut u32, out_len: usize, err, err_cap) */
+  wna_classify: {
+    parameters: [
+      "u64",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (handle: u64, pixels: *const f32, n: usize, handle_out: *mut u64, err, err_cap) */
+  wna_fit_data_noise: {
+    parameters: ["u64", "buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
   /** (handle: u64, buf: *mut u8, cap: usize, len_out: *mut usize, err, err_cap) */
   wna_arrays_manifest: {
     parameters: ["u64", "buffer", "usize", "buffer", "buffer", "usize"],

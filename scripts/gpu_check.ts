@@ -20,7 +20,7 @@
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import { readIdx } from "../data/idx.ts";
-import { Model } from "../ffi/model.ts";
+import { analysisArrays, Model } from "../ffi/model.ts";
 import { nativeVersion } from "../ffi/native.ts";
 import { choiceFlag, numberFlag, runMain } from "../lib/cli.ts";
 import { encodeNpy } from "../lib/npy.ts";
@@ -136,6 +136,8 @@ runMain(async () => {
   const test = await load(data, "test");
   const report: Record<string, unknown> = { date: new Date().toISOString(), wna: nativeVersion() };
   const log = (s: string) => console.log(s);
+  // Names of the parity checks that failed: the run exits non-zero if there is any.
+  const failures: string[] = [];
 
   // (a) Parity: one set of weights, the same noise seed, CPU against CUDA.
   const cpu = Model.create("smaller", { seed: 0, mean: MEAN, std: STD, device: "cpu" });
@@ -155,8 +157,9 @@ runMain(async () => {
   const countDiff = a.counts.data.reduce((t, v, i) => t + Math.abs(v - b.counts.data[i]), 0);
   const arrays: Record<string, { maxAbsDiff: number; maxAbs: number }> = {};
   let worstMap = 0;
-  for (const [key, x] of Object.entries(a)) {
-    const d = maxAbsDiff(x.data, b[key].data);
+  const bArrays = analysisArrays(b);
+  for (const [key, x] of Object.entries(analysisArrays(a))) {
+    const d = maxAbsDiff(x.data, bArrays[key].data);
     const scale = x.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     arrays[key] = { maxAbsDiff: d, maxAbs: scale };
     // Maps are compared in absolute terms; sums such as counts and activation sums relatively.
@@ -175,13 +178,13 @@ runMain(async () => {
     logitMaxAbsDiff: logitDiff,
     arrays,
   };
+  const parityOk = countDiff === 0 && worstMap <= 1e-4;
+  if (!parityOk) failures.push("analysis parity");
   log(
     `parity: counts differ in ${countDiff} of ${opts.samples} samples; class images within ${
       mapDiff.toExponential(2)
     }, all ${Object.keys(arrays).length} arrays within ${worstMap.toExponential(2)} ` +
-      `(${countDiff === 0 && worstMap <= 1e-4 ? "PASS" : "FAIL"} at 1e-4); logits within ${
-        logitDiff.toExponential(2)
-      }`,
+      `(${parityOk ? "PASS" : "FAIL"} at 1e-4); logits within ${logitDiff.toExponential(2)}`,
   );
   // Input gradients (FGSM's engine) through the backward pass of each device.
   const probe = test.images.subarray(0, 1000 * 784);
@@ -193,6 +196,7 @@ runMain(async () => {
   const adversarial = async (m: Model) =>
     (await m.evaluate(await m.fgsm(probe, probeLabels, 0.1), probeLabels)).accuracy;
   const [fa, fb] = [await adversarial(cpu), await adversarial(gpu)];
+  if (gradDiff > 1e-4) failures.push("input-gradient parity");
   report.gradientParity = { relativeMaxDiff: gradDiff, fgsmAccuracy: { cpu: fa, cuda: fb } };
   log(
     `input gradients: within ${gradDiff.toExponential(2)} of the largest ` +
@@ -227,6 +231,7 @@ runMain(async () => {
   const cpuEpoch = await epoch("cpu");
   const gpuEpoch = await epoch(device);
   report.training = { images: train.count, cpu: cpuEpoch, cuda: gpuEpoch };
+  if (Math.abs(cpuEpoch.accuracy - gpuEpoch.accuracy) >= 0.01) failures.push("training parity");
   log(
     `training: one epoch of ${train.count} images — cpu ${
       (100 * cpuEpoch.accuracy).toFixed(2)
@@ -311,4 +316,5 @@ runMain(async () => {
   report.throughput = rows;
   await Deno.writeTextFile(`${outDir}/gpu_check.json`, JSON.stringify(report, null, 2));
   log(`saved ${outDir}/gpu_check.json`);
+  if (failures.length) throw new Error(`parity failed: ${failures.join(", ")}`);
 });

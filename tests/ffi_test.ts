@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { LibraryNotFoundError, NativeError, StatusCode } from "../ffi/errors.ts";
 import { resolveLibrary } from "../ffi/library.ts";
-import { Model } from "../ffi/model.ts";
+import { type AnalysisOptions, Model } from "../ffi/model.ts";
 import { errorBuffer, native, nativeVersion } from "../ffi/native.ts";
 
 const isCode = (code: number, pattern: RegExp) => (e: unknown) => {
@@ -78,7 +78,22 @@ Deno.test("ffi: wrong shapes and NaN input are typed errors from non-blocking ca
   );
   await assert.rejects(
     model.analyse(null, { samples: 10, noise: "pink" as "uniform" }),
-    isCode(StatusCode.InvalidArgument, /invalid noise "pink" \(expected uniform or gaussian\)/),
+    isCode(
+      StatusCode.InvalidArgument,
+      /unknown variant `pink`, expected one of `uniform`, `gaussian`, `data`/,
+    ),
+  );
+  await assert.rejects(
+    model.analyse(null, { samples: 10, sampels: 5 } as AnalysisOptions),
+    isCode(StatusCode.InvalidArgument, /noise-maps: invalid options: unknown field `sampels`/),
+  );
+  await assert.rejects(
+    model.analyse(null, { samples: 10, noise: "data" }),
+    isCode(StatusCode.InvalidArgument, /needs the data's statistics first: call fitDataNoise/),
+  );
+  await assert.rejects(
+    model.classify(null, { samples: 10, pattern: new Float32Array(784), weights: [NaN] }),
+    isCode(StatusCode.NotFinite, /pattern or its weight is not finite/),
   );
   await assert.rejects(model.activations(new Float32Array(784), "conv9"), /unknown layer "conv9"/);
   assert.throws(

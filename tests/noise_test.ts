@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Model } from "../ffi/model.ts";
+import { Model, type NdArray } from "../ffi/model.ts";
 import { conv1KernelCosine } from "../lib/noise_maps.ts";
 import { encodeSafetensors, readSafetensors } from "../lib/safetensors.ts";
 
@@ -10,15 +10,15 @@ Deno.test("noise: same seed gives the same maps whatever the batch size", async 
   assert.deepEqual(a.counts.data, b.counts.data);
   // Classification maps: within 1e-6. STA sums run over b*h*w unit positions per batch in one f32
   // matmul (405,600 terms for conv1 here), so their rounding differs more with the batching.
-  const tolerance: Record<string, number> = {
-    classImages: 1e-6,
-    weightedImages: 1e-6,
-    thresholdImages: 1e-6,
-    "sta/conv1/patch": 1e-4,
-    "sta/conv2/centre": 1e-4,
-  };
-  for (const [key, tol] of Object.entries(tolerance)) {
-    const diff = a[key].data.reduce((m, v, i) => Math.max(m, Math.abs(v - b[key].data[i])), 0);
+  const pairs: [string, NdArray, NdArray, number][] = [
+    ["classImages", a.classImages, b.classImages, 1e-6],
+    ["weightedImages", a.weightedImages, b.weightedImages, 1e-6],
+    ["thresholdImages", a.thresholdImages, b.thresholdImages, 1e-6],
+    ["conv1 STA patch", a.layers.conv1.staPatch!, b.layers.conv1.staPatch!, 1e-4],
+    ["conv2 STA centre", a.layers.conv2.staCentre, b.layers.conv2.staCentre, 1e-4],
+  ];
+  for (const [key, x, y, tol] of pairs) {
+    const diff = x.data.reduce((m, v, i) => Math.max(m, Math.abs(v - y.data[i])), 0);
     assert.ok(diff < tol, `${key} differs by ${diff}`);
   }
   const c = await model.analyse(null, { samples: 1200, batchSize: 500, seed: 10 });
@@ -69,7 +69,7 @@ Deno.test("noise: the STA of a conv layer recovers its kernels", async () => {
     layers: ["conv1"],
     seed: 3,
   });
-  const cos = await conv1KernelCosine(`${dir}/m.safetensors`, r["sta/conv1/patch"], 0.5);
+  const cos = await conv1KernelCosine(`${dir}/m.safetensors`, r.layers.conv1.staPatch!, 0.5);
   assert.equal(cos.length, 32);
   const sorted = [...cos].sort((a, b) => a - b);
   assert.ok(sorted[16] > 0.9, `median cosine ${sorted[16]}`);
@@ -86,7 +86,7 @@ Deno.test("noise: gamma 1 sees only the images, and predictions match predict()"
   const logits = await model.predict(images);
   for (let i = 0; i < 20; i++) {
     const row = logits.subarray(i * 10, i * 10 + 10);
-    assert.equal(r.predictions.data[i], row.indexOf(Math.max(...row)));
+    assert.equal(r.predictions!.data[i], row.indexOf(Math.max(...row)));
   }
 });
 

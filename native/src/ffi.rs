@@ -13,10 +13,11 @@ use crate::error::{Code, Error, Result};
 use crate::grad;
 use crate::model::{self, Model, Stimulation};
 use crate::models::ModelSpec;
-use crate::noise::{self, AnalysisConfig, NoiseKind};
+use crate::noise::{self, DataNoise};
 use crate::optim::Kind;
+use crate::options::{self, AnalyseOptions, ClassifyOptions, ModelOptions, TrainOptions};
 use crate::progress::Progress;
-use crate::train::{self, TrainConfig};
+use crate::train;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -136,29 +137,6 @@ unsafe fn text<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a str> {
         .map_err(|_| Error::InvalidArgument(format!("ffi: {what} is not UTF-8")))
 }
 
-fn json(s: &str, what: &str) -> Result<Value> {
-    serde_json::from_str(s)
-        .map_err(|e| Error::InvalidArgument(format!("{what}: invalid JSON options: {e}")))
-}
-
-fn num(v: &Value, key: &str, default: f64) -> Result<f64> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(x) => x.as_f64().ok_or_else(|| {
-            Error::InvalidArgument(format!("option {key} must be a number, got {x}"))
-        }),
-    }
-}
-
-fn string<'a>(v: &'a Value, key: &str, default: &'a str) -> Result<&'a str> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(x) => x.as_str().ok_or_else(|| {
-            Error::InvalidArgument(format!("option {key} must be a string, got {x}"))
-        }),
-    }
-}
-
 fn copy_out(dst: &mut [f32], src: &[f32], what: &str) -> Result<()> {
     if dst.len() != src.len() {
         return Err(Error::Shape {
@@ -209,38 +187,31 @@ pub unsafe extern "C" fn wna_model_new(
     err_cap: usize,
 ) -> i32 {
     guarded(err, err_cap, || {
-        let v = json(text(spec, spec_len, "model spec")?, "model")?;
-        let name = string(&v, "model", "")?.to_string();
-        if !crate::models::MODEL_NAMES.contains(&name.as_str()) {
-            return Err(Error::UnknownModel(name));
+        let o: ModelOptions = options::parse(text(spec, spec_len, "model spec")?, "model")?;
+        if !crate::models::MODEL_NAMES.contains(&o.model.as_str()) {
+            return Err(Error::UnknownModel(o.model));
         }
-        let mut blocks = [2, 1, 3, 2];
-        if let Some(b) = v.get("blocks").and_then(|b| b.as_array()) {
-            if b.len() != 4 {
-                crate::bail!(
-                    InvalidArgument,
-                    "model: blocks needs 4 numbers (one per stage), got {}",
-                    b.len()
-                );
-            }
-            for (dst, x) in blocks.iter_mut().zip(b) {
-                *dst = x.as_u64().ok_or_else(|| {
-                    Error::InvalidArgument(format!("model: blocks must be whole numbers, got {x}"))
-                })? as usize;
-            }
-        }
+        let blocks = match o.blocks.as_deref() {
+            None => [2, 1, 3, 2],
+            Some(&[a, b, c, d]) => [a, b, c, d],
+            Some(b) => crate::bail!(
+                InvalidArgument,
+                "model: blocks needs 4 numbers (one per stage), got {}",
+                b.len()
+            ),
+        };
         let spec = ModelSpec {
-            name,
-            classes: num(&v, "classes", 10.0)? as usize,
+            name: o.model,
+            classes: o.classes.unwrap_or(10),
             blocks,
         };
-        let device = model::device(string(&v, "device", "cpu")?)?;
+        let device = model::device(o.device.as_deref().unwrap_or("cpu"))?;
         let m = Model::new(
             spec,
             device,
-            num(&v, "seed", 0.0)? as u64,
-            num(&v, "mean", 0.0)? as f32,
-            num(&v, "std", 1.0)? as f32,
+            o.seed.unwrap_or(0),
+            o.mean.unwrap_or(0.0),
+            o.std.unwrap_or(1.0),
         )?;
         *handle_out = insert(Object::Model(Box::new(m)));
         Ok(())
@@ -437,32 +408,8 @@ pub unsafe extern "C" fn wna_train_epoch(
     guarded(err, err_cap, || {
         let px = slice(pixels, n_values, "images")?;
         let lb = slice(labels, n_labels, "labels")?;
-        let v = json(text(options, options_len, "options")?, "train")?;
-        let optimizer = match string(&v, "optimizer", "adam")? {
-            "adam" => Kind::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
-            "sgd" => Kind::Sgd {
-                momentum: num(&v, "momentum", 0.9)?,
-                nesterov: v.get("nesterov").and_then(Value::as_bool).unwrap_or(false),
-            },
-            other => crate::bail!(
-                InvalidArgument,
-                "train: invalid optimizer \"{other}\" (expected adam or sgd)"
-            ),
-        };
-        let cfg = TrainConfig {
-            batch_size: num(&v, "batchSize", 128.0)? as usize,
-            lr_max: num(&v, "lrMax", 1e-3)?,
-            lr_min: num(&v, "lrMin", 1e-5)?,
-            weight_decay: num(&v, "weightDecay", 1e-4)?,
-            total_steps: num(&v, "totalSteps", 1.0)? as u64,
-            optimizer,
-            seed: num(&v, "seed", 0.0)? as u64,
-            epoch: num(&v, "epoch", 0.0)? as u64,
-        };
+        let cfg = options::parse::<TrainOptions>(text(options, options_len, "options")?, "train")?
+            .config();
         let out = slice_mut(metrics_out, 2, "metrics")?;
         let metrics = with_model(handle, |m| {
             train::train_epoch(m, px, lb, &cfg, Progress::from_ptr(progress))
@@ -510,70 +457,100 @@ pub unsafe extern "C" fn wna_analyse(
     err_cap: usize,
 ) -> i32 {
     guarded(err, err_cap, || {
-        let v = json(text(options, options_len, "options")?, "noise-maps")?;
+        let o: AnalyseOptions =
+            options::parse(text(options, options_len, "options")?, "noise-maps")?;
         let images = if pixels.is_null() {
             None
         } else {
             Some(slice(pixels, n_values, "images")?)
         };
-        let noise = match string(&v, "noise", "uniform")? {
-            "uniform" => NoiseKind::Uniform,
-            "gaussian" => NoiseKind::Gaussian {
-                mean: num(&v, "noiseMean", 0.5)? as f32,
-                std: num(&v, "noiseStd", 0.25)? as f32,
-            },
-            other => crate::bail!(
-                InvalidArgument,
-                "noise-maps: invalid noise \"{other}\" (expected uniform or gaussian)"
-            ),
-        };
-        let pattern = match v.get("pattern") {
-            Some(Value::Array(a)) => Some(
-                a.iter()
-                    .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
-                    .collect::<Vec<f32>>(),
-            ),
-            _ => None,
-        };
-        if pattern
-            .as_ref()
-            .is_some_and(|p| p.iter().any(|x| !x.is_finite()))
-        {
-            crate::bail!(
-                NotFinite,
-                "noise-maps: pattern has a non-numeric or non-finite value"
-            );
-        }
-        let layers = match v.get("layers") {
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|x| x.as_str().unwrap_or("").to_string())
-                .collect(),
-            _ => Vec::new(),
-        };
-        let d = AnalysisConfig::default();
-        let samples = num(&v, "samples", d.samples as f64)?;
-        if !samples.is_finite() || samples < 0.0 || samples.fract() != 0.0 {
-            crate::bail!(
-                InvalidArgument,
-                "noise-maps: samples must be a whole number, got {samples}"
-            );
-        }
-        let cfg = AnalysisConfig {
-            samples: samples as u64,
-            batch_size: num(&v, "batchSize", d.batch_size as f64)? as usize,
-            seed: num(&v, "seed", 0.0)? as u64,
-            noise,
-            gamma: num(&v, "gamma", 0.0)? as f32,
-            pattern,
-            weight: num(&v, "weight", 0.0)? as f32,
-            threshold: num(&v, "threshold", d.threshold as f64)? as f32,
-            sta_samples: num(&v, "staSamples", d.sta_samples as f64)? as u64,
-            keep_stimuli: num(&v, "keepStimuli", 0.0)?.clamp(0.0, 1e4) as usize,
-            layers,
-        };
         let arrays = with_model(handle, |m| {
+            let cfg = o.config(m)?;
             noise::analyse(m, images, &cfg, Progress::from_ptr(progress))
+        })?;
+        *handle_out = insert(Object::Arrays(arrays));
+        Ok(())
+    })
+}
+
+/// Runs `noise::classify`: the predicted class of each stimulus (`pixels` null for pure noise),
+/// once per weight of `pattern` (null for none). `out` holds `max(1, n_weights) * n` classes.
+#[no_mangle]
+pub unsafe extern "C" fn wna_classify(
+    handle: u64,
+    pixels: *const f32,
+    n_values: usize,
+    pattern: *const f32,
+    pattern_len: usize,
+    weights: *const f32,
+    n_weights: usize,
+    options: *const u8,
+    options_len: usize,
+    progress: *mut u64,
+    out: *mut u32,
+    out_len: usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let o: ClassifyOptions =
+            options::parse(text(options, options_len, "options")?, "classify")?;
+        let images = if pixels.is_null() {
+            None
+        } else {
+            Some(slice(pixels, n_values, "images")?)
+        };
+        let pattern = if pattern.is_null() {
+            None
+        } else {
+            Some(slice(pattern, pattern_len, "pattern")?)
+        };
+        let weights = slice(weights, n_weights, "weights")?;
+        let out = slice_mut(out, out_len, "predictions")?;
+        let classes = with_model(handle, |m| {
+            let cfg = o.config(m)?;
+            noise::classify(
+                m,
+                images,
+                pattern,
+                weights,
+                &cfg,
+                Progress::from_ptr(progress),
+            )
+        })?;
+        if out.len() != classes.len() {
+            return Err(Error::Shape {
+                op: "classify",
+                expected: format!("a predictions buffer of {} values", classes.len()),
+                got: out.len().to_string(),
+            });
+        }
+        out.copy_from_slice(&classes);
+        Ok(())
+    })
+}
+
+/// Fits `NoiseKind::Data` to `pixels` and keeps it in the model; returns an array set with the
+/// fitted `mean` (28 x 28) and Cholesky `factor` (784 x 784).
+#[no_mangle]
+pub unsafe extern "C" fn wna_fit_data_noise(
+    handle: u64,
+    pixels: *const f32,
+    n_values: usize,
+    handle_out: *mut u64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let px = slice(pixels, n_values, "images")?;
+        let arrays = with_model(handle, |m| {
+            let fit = DataNoise::fit(px, &m.device)?;
+            let mut out = Arrays::default();
+            out.insert("mean", vec![28, 28], fit.mean.clone());
+            out.insert("factor", vec![784, 784], fit.factor.clone());
+            out.insert("images", vec![1], vec![fit.images as f32]);
+            m.data_noise = Some(std::sync::Arc::new(fit));
+            Ok(out)
         })?;
         *handle_out = insert(Object::Arrays(arrays));
         Ok(())

@@ -11,6 +11,7 @@ pub mod model;
 pub mod models;
 pub mod noise;
 pub mod optim;
+pub mod options;
 pub mod philox;
 pub mod portable;
 pub mod progress;
