@@ -6,6 +6,9 @@
 import { diverging } from "./png.ts";
 import { svgToPng } from "./plots.ts";
 import { writeFileAtomic } from "./files.ts";
+import { type MapGrid, mapGridHtml, mapGridSvg } from "./map_grid.ts";
+
+export type { MapGrid };
 
 const esc = (s: string) =>
   s.replace(/[&<>"]/g, (c) => `&${{ "&": "amp", "<": "lt", ">": "gt", '"': "quot" }[c]};`);
@@ -95,10 +98,11 @@ export interface Figure {
   svg: string;
 }
 
-/** Writes a figure as SVG and PNG. */
-export async function writeFigure(dir: string, fig: Figure): Promise<void> {
-  await writeFileAtomic(`${dir}/${fig.name}.svg`, fig.svg);
-  await writeFileAtomic(`${dir}/${fig.name}.png`, await svgToPng(fig.svg, 1.5));
+/** Writes a figure (a chart or a grid of maps) as SVG and PNG. */
+export async function writeFigure(dir: string, fig: Figure | MapGrid): Promise<void> {
+  const svg = "kind" in fig ? mapGridSvg(fig) : fig.svg;
+  await writeFileAtomic(`${dir}/${fig.name}.svg`, svg);
+  await writeFileAtomic(`${dir}/${fig.name}.png`, await svgToPng(svg, 1.5));
 }
 
 /** A table for the report. */
@@ -109,24 +113,46 @@ export interface Table {
   rows: (string | number)[][];
 }
 
+/** The report's stylesheet: one readable column; charts shrink to it, map grids wrap in it. */
+const REPORT_CSS = [
+  "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}",
+  "figure{margin:1.5em 0}figure>svg{max-width:100%;height:auto;display:block}",
+  "figcaption{color:#555;font-size:.9em;max-width:60em}h3{font-size:1.05em}",
+  ".scroll{overflow-x:auto}table{border-collapse:collapse;font-size:.85em}",
+  "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}",
+  ".tiles{display:flex;flex-wrap:wrap;gap:6px 10px}",
+  ".tile{display:flex;flex-direction:column;align-items:center;font-size:.75em;max-width:100%}",
+  ".tile img{image-rendering:pixelated;border:1px solid #ddd;max-width:100%;height:auto}",
+  ".legend{display:flex;align-items:center;gap:.5em;font-size:.8em;color:#555;margin:.4em 0}",
+  ".legend .bar{width:160px;height:10px;background:linear-gradient(to right,#00f,#fff,#f00);border:1px solid #ccc}",
+].join("");
+
 /** Writes a self-contained `report.html` (figures inline as SVG). */
 export async function writeReport(
   path: string,
   title: string,
   intro: string,
-  sections: { heading: string; items: (Figure | Table)[] }[],
+  sections: { heading: string; intro?: string; items: (Figure | MapGrid | Table)[] }[],
 ): Promise<void> {
   const html = [
-    `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>`,
-    `<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}`,
-    `figure{margin:1.5em 0;overflow-x:auto}figcaption{color:#555;font-size:.9em;max-width:60em}`,
-    `table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>`,
+    `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">`,
+    `<meta name="viewport" content="width=device-width, initial-scale=1"><title>${
+      esc(title)
+    }</title>`,
+    `<style>${REPORT_CSS}</style></head><body>`,
     `<h1>${esc(title)}</h1><p>${intro}</p>`,
   ];
   for (const s of sections) {
     html.push(`<h2>${esc(s.heading)}</h2>`);
+    if (s.intro) html.push(`<p>${s.intro}</p>`);
     for (const item of s.items) {
-      if ("svg" in item) {
+      if ("kind" in item) {
+        html.push(
+          `<figure><h3>${esc(item.title)}</h3>${mapGridHtml(item)}<figcaption>${
+            esc(item.caption)
+          }</figcaption></figure>`,
+        );
+      } else if ("svg" in item) {
         html.push(
           `<figure><h3>${esc(item.title)}</h3>${item.svg}<figcaption>${
             esc(item.caption)
@@ -134,14 +160,14 @@ export async function writeReport(
         );
       } else {
         html.push(
-          `<figure><h3>${esc(item.title)}</h3><table><tr>${
+          `<figure><h3>${esc(item.title)}</h3><div class="scroll"><table><tr>${
             item.header.map((h) => `<th>${esc(h)}</th>`).join("")
           }</tr>`,
         );
         for (const r of item.rows) {
           html.push(`<tr>${r.map((c) => `<td>${esc(String(c))}</td>`).join("")}</tr>`);
         }
-        html.push(`</table><figcaption>${esc(item.caption)}</figcaption></figure>`);
+        html.push(`</table></div><figcaption>${esc(item.caption)}</figcaption></figure>`);
       }
     }
   }
