@@ -28,7 +28,8 @@ export interface Prepared {
   how: "found" | "apt" | "download";
 }
 
-function isRootWithApt(): boolean {
+/** Whether `apt-get install` can run here (root, with apt-get). */
+export function isRootWithApt(): boolean {
   try {
     return Deno.uid() === 0 && Deno.statSync("/usr/bin/apt-get").isFile;
   } catch {
@@ -36,7 +37,11 @@ function isRootWithApt(): boolean {
   }
 }
 
-async function aptInstall(pkg: string, log: (line: string) => void): Promise<boolean> {
+/** Installs a Debian package; false when apt-get fails. */
+export async function aptInstall(
+  pkg: string,
+  log: (line: string) => void,
+): Promise<boolean> {
   const run = async (args: string[]) =>
     (await new Deno.Command("apt-get", {
       args,

@@ -728,14 +728,18 @@ function readArrays(handle: bigint): Record<string, NdArray> {
 }
 
 /**
- * Cosine-similarity scores of images against class templates (mean-removed, L2-normalised).
+ * Cosine-similarity scores of images against class templates. Templates are taken relative to
+ * their mean over classes; images relative to `centre` (e.g. the noise's mean image), or to their
+ * own mean pixel without it.
  * @param templates classes x 784 values
  * @param images n x 784 pixels
+ * @param centre 784 values subtracted from every image
  * @returns n x classes scores
  */
 export async function templateScores(
   templates: Float32Array,
   images: Float32Array,
+  centre?: Float32Array,
 ): Promise<Float32Array> {
   const n = checkImages(images);
   const classes = checkImages(templates, "templates");
@@ -747,6 +751,8 @@ export async function templateScores(
       BigInt(classes),
       images,
       BigInt(images.length),
+      centre ?? null,
+      BigInt(centre?.length ?? 0),
       out,
       BigInt(out.length),
       err,

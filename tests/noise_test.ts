@@ -130,3 +130,73 @@ Deno.test("noise: memory does not grow with the number of samples", async () => 
   const large = await peak(1_000_000);
   assert.ok(large - small < 64, `peak memory ${small.toFixed(0)} MiB -> ${large.toFixed(0)} MiB`);
 });
+
+Deno.test("classify: predictions match predict() with the pattern added at each weight", async () => {
+  using model = Model.create("mlp", { seed: 8 });
+  const images = new Float32Array(30 * 784).map((_, i) => ((i * 7919) % 255) / 255);
+  const pattern = new Float32Array(784).map((_, i) => Math.sin(i / 7));
+  const weights = [0, 0.5, 2];
+  const got = await model.classify(images, { gamma: 1, pattern, weights, batchSize: 7 });
+  assert.equal(got.length, 3 * 30);
+  for (const [k, w] of weights.entries()) {
+    const shifted = images.map((v, i) => v + w * pattern[i % 784]);
+    const logits = await model.predict(shifted);
+    for (let i = 0; i < 30; i++) {
+      const row = logits.subarray(i * 10, i * 10 + 10);
+      assert.equal(got[k * 30 + i], row.indexOf(Math.max(...row)), `weight ${w}, image ${i}`);
+    }
+  }
+  // On noise, classify and analyse see the same stream: the same histogram.
+  const noise = await model.classify(null, { samples: 900, seed: 4, batchSize: 128 });
+  const maps = await model.analyse(null, { samples: 900, seed: 4, staSamples: 0 });
+  const counts = new Array(10).fill(0);
+  noise.forEach((c) => counts[c]++);
+  assert.deepEqual(counts, Array.from(maps.counts.data));
+});
+
+Deno.test("data noise: the stream has the fitted mean and covariance", async () => {
+  // Images with two perfectly anti-correlated pixels and the rest constant.
+  const n = 500;
+  const images = new Float32Array(n * 784).fill(0.3);
+  for (let i = 0; i < n; i++) {
+    const a = 0.5 + 0.2 * Math.sin(i * 1.7);
+    images[i * 784 + 100] = a;
+    images[i * 784 + 101] = 1 - a;
+  }
+  using model = Model.create("logreg");
+  const fit = await model.fitDataNoise(images);
+  assert.equal(fit.images, n);
+  assert.ok(Math.abs(fit.mean.data[100] - 0.5) < 0.02 && Math.abs(fit.mean.data[5] - 0.3) < 1e-6);
+  const r = await model.analyse(null, {
+    noise: "data",
+    samples: 4000,
+    staSamples: 0,
+    keepStimuli: 4000,
+  });
+  const x = r.stimuli!.data;
+  let m100 = 0, m5 = 0, cov = 0, v100 = 0;
+  for (let i = 0; i < 4000; i++) {
+    m100 += x[i * 784 + 100] / 4000;
+    m5 += x[i * 784 + 5] / 4000;
+  }
+  for (let i = 0; i < 4000; i++) {
+    const a = x[i * 784 + 100] - m100, b = x[i * 784 + 101] - (1 - m100);
+    cov += (a * b) / 4000;
+    v100 += (a * a) / 4000;
+  }
+  assert.ok(Math.abs(m100 - 0.5) < 0.02, `mean of pixel 100: ${m100}`);
+  assert.ok(Math.abs(m5 - 0.3) < 0.005, `a constant pixel keeps its value: ${m5}`);
+  assert.ok(cov / v100 < -0.95, `pixels 100 and 101 anti-correlated: ${cov / v100}`);
+  assert.ok(x.every((v) => v >= 0 && v <= 1), "clipped to [0, 1]");
+  // A contrast of 0.5 halves the spread.
+  const half = await model.analyse(null, {
+    noise: "data",
+    contrast: 0.5,
+    samples: 4000,
+    staSamples: 0,
+    keepStimuli: 4000,
+  });
+  let vHalf = 0;
+  for (let i = 0; i < 4000; i++) vHalf += (half.stimuli!.data[i * 784 + 100] - 0.5) ** 2 / 4000;
+  assert.ok(Math.abs(Math.sqrt(vHalf / v100) - 0.5) < 0.05, `std ratio ${Math.sqrt(vHalf / v100)}`);
+});

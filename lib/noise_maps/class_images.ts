@@ -50,10 +50,12 @@ export async function classImagesSection(
   // Compute: feedback of each map, and both template classifiers on the whole test set.
   const fbLogits = await model.predict(r.classImages.data);
   const feedback = names.map((_, c) => softmaxTop(fbLogits.subarray(c * C, (c + 1) * C)));
-  const tPred = argmaxRows(await templateScores(r.classImages.data, test.images), C);
+  // Test images are compared by how they depart from the mean stimulus, as the maps are.
+  const centre = r.stimulusMean.data;
+  const tPred = argmaxRows(await templateScores(r.classImages.data, test.images, centre), C);
   const template = perClassAccuracy(tPred, test.labels, C);
   const weighted = perClassAccuracy(
-    argmaxRows(await templateScores(r.weightedImages.data, test.images), C),
+    argmaxRows(await templateScores(r.weightedImages.data, test.images, centre), C),
     test.labels,
     C,
   );
@@ -108,9 +110,9 @@ export async function classImagesSection(
       names.map((n, c) =>
         r.counts.data[c] === 0
           ? `${n}: no samples`
-          : `${n} ${pct(r.counts.data[c] / r.samples)} → ${names[feedback[c].predicted]} ${
-            (100 * feedback[c].confidence).toFixed(0)
-          }%`
+          : `${n}: ${pct(r.counts.data[c] / r.samples)}, fed back: ${
+            names[feedback[c].predicted]
+          } (${(100 * feedback[c].confidence).toFixed(0)}%)`
       ),
     ),
     await maps(
@@ -139,8 +141,8 @@ export async function classImagesSection(
         (100 / C).toFixed(0)
       }%)`,
       caption:
-        `${test.count.toLocaleString("en")} test images classified by cosine similarity with ` +
-        `the class-mean-removed classification images. Rows: true class; columns: predicted. A ` +
+        `${test.count.toLocaleString("en")} test images, minus the mean noise image, classified ` +
+        `by cosine similarity with the classification images minus their mean over classes. Rows: true class; columns: predicted. A ` +
         `strong diagonal means the noise maps alone carry the class shapes. With the ` +
         `confidence-weighted maps as templates instead: ${pct(weighted.accuracy)}.`,
       svg: plotSvg({

@@ -600,6 +600,8 @@ pub unsafe extern "C" fn wna_template_scores(
     classes: usize,
     pixels: *const f32,
     n_values: usize,
+    centre: *const f32,
+    centre_len: usize,
     out: *mut f32,
     out_len: usize,
     err: *mut u8,
@@ -609,7 +611,12 @@ pub unsafe extern "C" fn wna_template_scores(
         let t = slice(templates, classes * 784, "templates")?;
         let px = slice(pixels, n_values, "images")?;
         let out = slice_mut(out, out_len, "scores")?;
-        let scores = noise::template_scores(t, classes, px, &candle_core::Device::Cpu)?;
+        let centre = if centre.is_null() {
+            None
+        } else {
+            Some(slice(centre, centre_len, "centre")?)
+        };
+        let scores = noise::template_scores(t, classes, px, centre, &candle_core::Device::Cpu)?;
         copy_out(out, &scores.flatten_all()?.to_vec1::<f32>()?, "scores")
     })
 }
