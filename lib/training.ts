@@ -47,6 +47,8 @@ export interface TrainOptions {
   resume?: boolean;
   dataDir?: string;
   blocks?: number[];
+  /** Train and test sets to use instead of loading `dataset` (e.g. a poisoned copy). */
+  data?: { train: Dataset; test: Dataset };
   device?: "cpu" | "cuda" | "auto";
   /** @default true */
   progress?: boolean;
@@ -174,11 +176,12 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     throw new RangeError(`invalid val-fraction: ${valFraction} (expected 0 < f < 1)`);
   }
   // Data: a seeded validation split of the training set, and the test set.
-  const full = await loadDataset(dataset, "train", {
+  const full = options.data?.train ?? await loadDataset(dataset, "train", {
     dataDir: options.dataDir,
     limit: options.limit,
   });
-  const test = await loadDataset(dataset, "test", { dataDir: options.dataDir });
+  const test = options.data?.test ??
+    await loadDataset(dataset, "test", { dataDir: options.dataDir });
   const [train, val] = splitValidation(full, valFraction, seed);
   await Deno.mkdir(outDir, { recursive: true });
   const last = `${outDir}/model.safetensors`;
