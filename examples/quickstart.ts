@@ -8,5 +8,7 @@ for (let epoch = 0; epoch < 2; epoch++) {
   await model.trainEpoch(train.images, train.labels, { epoch, totalSteps: 32, seed: 1 });
 }
 const { accuracy } = await model.evaluate(test.images, test.labels);
-const maps = await model.analyse(null, { samples: 2000, seed: 1 });
+// Noise with the training images' mean and covariance reaches every class.
+await model.fitDataNoise(train.images);
+const maps = await model.analyse(null, { noise: "data", samples: 2000, seed: 1 });
 console.log(JSON.stringify({ accuracy, counts: Array.from(maps.counts.data) }));

@@ -91,13 +91,15 @@ Deno.test("noise-maps: output files are valid (.npy, PNG, summary.json, report.h
     checkpoint,
     outDir: out,
     samples: 1000,
+    rawSamples: 1000,
     evalImages: 100,
     stimSamples: 200,
+    stimDeltas: [0, 4],
     gammas: [0, 1],
     weights: [0, 1],
     log: () => {},
   });
-  const npy = await Deno.readFile(`${out}/classImages.npy`);
+  const npy = await Deno.readFile(`${out}/class-images.npy`);
   assert.deepEqual([...npy.subarray(0, 6)], [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
   const header = new TextDecoder().decode(
     npy.subarray(10, 10 + new DataView(npy.buffer).getUint16(8, true)),
@@ -122,6 +124,9 @@ Deno.test("noise-maps: output files are valid (.npy, PNG, summary.json, report.h
     const key of [
       "samples",
       "classCounts",
+      "classShare",
+      "attack",
+      "microstimulation",
       "templateAccuracy",
       "chance",
       "conv1StaKernelCosine",
@@ -132,6 +137,17 @@ Deno.test("noise-maps: output files are valid (.npy, PNG, summary.json, report.h
   }
   assert.equal(summary.samples, 1000);
   assert.equal(summary.classCounts.reduce((a: number, b: number) => a + b, 0), 1000);
+  assert.equal(summary.noise, "data");
+  assert.ok(Math.abs(summary.classShare.reduce((a: number, b: number) => a + b, 0) - 1) < 1e-9);
+  assert.equal(summary.calibration.length, 8, "eight contrasts tried");
+  assert.deepEqual(Object.keys(summary.attack[0]).sort(), [
+    "accuracy",
+    "controlSuccessRate",
+    "successRate",
+    "target",
+    "weight",
+  ]);
+  assert.equal(summary.microstimulation.length, 10, "one sweep per class");
   assert.equal(summary.conv1StaKernelCosine.length, 32);
   assert.equal(s.chance, 0.1);
   // The sample stimuli are the native side's gamma mixes: 10 test images at gamma 0.5.
@@ -164,8 +180,14 @@ Deno.test("cli: bad flags give one clear line and exit 1", async () => {
     [
       "scripts/noise_maps.ts",
       ["--noise", "pink", "--checkpoint", "x.safetensors"],
-      /error: invalid --noise: "pink" \(expected uniform, gaussian\)/,
+      /error: invalid --noise: "pink" \(expected data, uniform, gaussian\)/,
     ],
+    ["scripts/noise_maps.ts", ["--contrast", "0"], /error: invalid --contrast: "0"/],
+    ["scripts/noise_maps.ts", ["--stim-deltas", "1,x"], /error: invalid --stim-deltas: "x"/],
+    ["scripts/noise_maps.ts", ["--raw-samples", "1.5"], /error: invalid --raw-samples: "1.5"/],
+    ["scripts/backdoor.ts", ["--target", "12"], /error: invalid --target: "12"/],
+    ["scripts/backdoor.ts", ["--patch", "40"], /error: invalid --patch: "40"/],
+    ["scripts/backdoor.ts", ["--fraction", "1.5"], /error: invalid --fraction: "1.5"/],
     [
       "scripts/noise_maps.ts",
       ["--checkpoint", "/nonexistent/m.safetensors"],

@@ -21,7 +21,7 @@ export const NOISE_MAPS_DEFAULTS = {
    */
   noise: "data" as NoiseMapsNoise,
   /** Contrasts of `data` noise tried by the calibration; the one with the most even bias wins. */
-  contrasts: [0.5, 0.75, 1, 1.25, 1.5],
+  contrasts: [0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 3],
   /** Noise samples per contrast in the calibration. */
   pilotSamples: 5000,
   /** Mean and std of `gaussian` noise, in pixel units. */
