@@ -120,8 +120,9 @@ export async function runNoiseMaps(options: NoiseMapsOptions): Promise<NoiseMaps
     const names = test.classNames;
 
     // 1. The analysis noise: fitted to the training data and calibrated, or as asked.
+    // (The spike-triggered analysis alone needs only white noise.)
     const calibration = await calibrateNoise(model, {
-      noise,
+      noise: options.staOnly ? "uniform" : noise,
       dataset: sidecar.dataset,
       dataDir: options.dataDir,
       seed,
@@ -173,7 +174,7 @@ export async function runNoiseMaps(options: NoiseMapsOptions): Promise<NoiseMaps
         sidecar,
         checkpoint,
         seed,
-        noise,
+        noise: "uniform",
         main: white,
         white,
         calibration: calibration.pilot,
