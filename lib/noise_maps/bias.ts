@@ -45,8 +45,8 @@ export async function biasHistograms(
         ? ". "
         : `; blue, ${main.samples.toLocaleString("en")} ${noiseLabel} images. Dashed: 10%. `) +
       `A network without bias would give every class 10%; a tall bar is the class the network ` +
-      `falls back on when there is no signal. A well-trained MNIST net calls nearly all uniform ` +
-      `noise one digit; noise with the data's pixel correlations reaches every class.`,
+      `falls back on when there is no signal. A well-trained net can call nearly all uniform ` +
+      `noise one or two classes; noise with the data's pixel correlations reaches them all.`,
     svg: plotSvg({
       width: 680,
       height: 280,
