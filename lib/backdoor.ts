@@ -285,32 +285,30 @@ export async function runBackdoor(options: BackdoorOptions): Promise<BackdoorSum
   };
   await writeJsonAtomic(`${outDir}/summary.json`, summary);
   const names = test.classNames;
-  const grid: MapGrid = {
+  const mapGrid = (side: "poisoned" | "clean"): MapGrid => ({
     kind: "maps",
-    name: "backdoor-maps",
-    title: "Classification images of the poisoned (top) and the clean model (bottom)",
+    name: `backdoor-maps-${side}`,
+    title: `Classification images of the ${side} model`,
     caption: `Confidence-weighted classification images from ${samples.toLocaleString("en")} ` +
       `uniform noise images, minus the mean noise image; under each, the class and its patch ` +
       `energy ratio (energy per pixel on the ${patch}x${patch} trigger in the bottom-right corner ` +
       `over the image's), signed + where the map is brighter there. A brighter patch with a ` +
       `ratio above ${flagRatio} flags the class (!).`,
-    maps: new Float32Array([
-      ...sides.poisoned.maps.weightedImages.data,
-      ...sides.clean.maps.weightedImages.data,
-    ]).map((v, i) => v - sides.poisoned.maps.stimulusMean.data[i % 784]),
-    count: 20,
+    maps: sides[side].maps.weightedImages.data.map((v, i) =>
+      v - sides[side].maps.stimulusMean.data[i % 784]
+    ),
+    count: 10,
     height: 28,
     width: 28,
     columns: 10,
-    scale: 4,
-    titles: (["poisoned", "clean"] as const).flatMap((side) =>
-      sides[side].result.patchEnergyRatio.map((r, c) =>
-        `${names[c]} ${sides[side].result.patchBrighter[c] ? "+" : "−"}${r.toFixed(1)}${
-          sides[side].result.flagged.includes(c) ? " !" : ""
-        }`
-      )
+    scale: 3,
+    titles: sides[side].result.patchEnergyRatio.map((r, c) =>
+      `${names[c]} ${sides[side].result.patchBrighter[c] ? "+" : "−"}${r.toFixed(1)}${
+        sides[side].result.flagged.includes(c) ? " !" : ""
+      }`
     ),
-  };
+  });
+  const grids = [mapGrid("poisoned"), mapGrid("clean")];
   const examples = stampTrigger(test, [0, 1, 2, 3, 4], pixels);
   const exampleGrid: MapGrid = {
     kind: "maps",
@@ -331,7 +329,8 @@ export async function runBackdoor(options: BackdoorOptions): Promise<BackdoorSum
     name: "backdoor-energy",
     title: "Patch energy ratio per class",
     caption: `Energy per pixel of each classification image on the trigger's location over its ` +
-      `energy per pixel on the whole image; dashed: the flag threshold ${flagRatio}.`,
+      `energy per pixel on the whole image; crimson the poisoned model, grey the clean one; ` +
+      `dashed: the flag threshold ${flagRatio}.`,
     svg: plotSvg({
       width: 680,
       height: 260,
@@ -347,7 +346,7 @@ export async function runBackdoor(options: BackdoorOptions): Promise<BackdoorSum
       ],
     }),
   };
-  for (const f of [grid, exampleGrid, chart]) await writeFigure(outDir, f);
+  for (const f of [...grids, exampleGrid, chart]) await writeFigure(outDir, f);
   const table: Table = {
     title: "The attack and the detection",
     caption: "Trigger success: share of triggered test images not of the target called the target.",
@@ -366,12 +365,12 @@ export async function runBackdoor(options: BackdoorOptions): Promise<BackdoorSum
   await writeReport(
     `${outDir}/report.html`,
     `Backdoor detection with classification images (${dataset}, target ${names[target]})`,
-    `${chosen.length} of ${train.count} training images (${
-      (100 * fraction).toFixed(1)
-    }%) carry a ` +
+    `${chosen.length.toLocaleString("en")} of ${train.count.toLocaleString("en")} training ` +
+      `images (${(100 * fraction).toFixed(1)}%) carry a ` +
       `${patch}x${patch} white patch and the label ${names[target]}. Both models: smaller, ` +
-      `${epochs} epochs, seed ${seed}. Took ${summary.seconds.toFixed(0)} s.`,
-    [{ heading: "Result", items: [table, chart, grid, exampleGrid] }],
+      `${epochs} epochs, seed ${seed}. This run took ${summary.seconds.toFixed(0)} s ` +
+      `(models trained by an earlier run of the same folder are reused).`,
+    [{ heading: "Result", items: [table, chart, ...grids, exampleGrid] }],
   );
   return summary;
 }
