@@ -60,9 +60,14 @@ export function mapTilePng(
   return encodePng(rgba, width, height);
 }
 
+// The SVG file and the report both show a grid's tiles: encode them once.
+const tileCache = new WeakMap<MapGrid, string[]>();
+
 function tiles(grid: MapGrid): string[] {
+  const cached = tileCache.get(grid);
+  if (cached) return cached;
   const size = grid.height * grid.width;
-  return Array.from({ length: grid.count }, (_, m) =>
+  const encoded = Array.from({ length: grid.count }, (_, m) =>
     `data:image/png;base64,${
       Buffer.from(
         mapTilePng(
@@ -73,6 +78,8 @@ function tiles(grid: MapGrid): string[] {
         ),
       ).toString("base64")
     }`);
+  tileCache.set(grid, encoded);
+  return encoded;
 }
 
 function tileSize(grid: MapGrid): [number, number] {

@@ -9,24 +9,16 @@
 import { parseArgs } from "node:util";
 import { DATASET_NAMES } from "../data/datasets.ts";
 import { aptInstall, isRootWithApt, prepareDataset } from "../data/prepare.ts";
+import { findChromium } from "../lib/chromium.ts";
 import { choiceFlag, runMain } from "../lib/cli.ts";
 
 const HELP =
   `usage: deno task data [--dataset mnist|fashion|all] [--data-dir DIR] [--no-apt] [--browser]
   --browser   also make sure a headless Chromium is installed (the report test needs it)`;
 
-const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"];
-
 /** Installs Debian's chromium when none is found and apt can install as root. */
 async function ensureChromium(): Promise<void> {
-  const found = [Deno.env.get("WNA_CHROMIUM"), ...CHROMIUM].some((p) => {
-    try {
-      return p !== undefined && Deno.statSync(p).isFile;
-    } catch {
-      return false;
-    }
-  });
-  if (found) return;
+  if (findChromium()) return;
   if (!isRootWithApt() || !(await aptInstall("chromium", console.log))) {
     throw new Error(
       "no Chromium for the report test and apt-get cannot install it here. Fix: install " +

@@ -3,6 +3,7 @@
  * reader sees it: layout overflow, images, console errors, and a screenshot.
  * @module
  */
+import { chromiumCandidates, findChromium } from "../lib/chromium.ts";
 
 /** What a page check found. */
 export interface PageCheck {
@@ -17,22 +18,13 @@ export interface PageCheck {
   screenshot: Uint8Array;
 }
 
-/** The browser binary: `WNA_CHROMIUM`, else Debian's `chromium`. */
+/** The browser binary, or an error that names where it looked and the fix. */
 export function chromiumPath(): string {
-  const candidates = [
-    Deno.env.get("WNA_CHROMIUM"),
-    "/usr/bin/chromium",
-    "/usr/bin/chromium-browser",
-  ];
-  for (const c of candidates) {
-    if (!c) continue;
-    try {
-      if (Deno.statSync(c).isFile) return c;
-    } catch { /* try the next */ }
-  }
+  const found = findChromium();
+  if (found) return found;
   throw new Error(
-    "no Chromium found (looked at $WNA_CHROMIUM, /usr/bin/chromium, /usr/bin/chromium-browser). " +
-      "Fix: `deno task data --browser` (installs Debian's chromium as root) or set WNA_CHROMIUM.",
+    `no Chromium found (looked at ${chromiumCandidates().join(", ")}). Fix: ` +
+      "`deno task data --browser` (installs Debian's chromium as root) or set WNA_CHROMIUM.",
   );
 }
 

@@ -54,7 +54,7 @@ async function selectiveUnits(
   const channelStd = all.layers[layer.name].channelStd.data;
   const means: Float32Array[] = [];
   for (let c = 0; c < C; c++) {
-    const idx = evalLabels.reduce<number[]>((a, l, i) => (l === c ? [...a, i] : a), []);
+    const idx = [...evalLabels.keys()].filter((i) => evalLabels[i] === c);
     const images = new Float32Array(idx.length * 784);
     idx.forEach((k, i) => images.set(evalImages.subarray(k * 784, (k + 1) * 784), i * 784));
     const r = await model.analyse(images, {

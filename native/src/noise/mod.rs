@@ -14,7 +14,7 @@ mod templates;
 pub use analyse::{analyse, AnalysisConfig};
 pub use classify::{classify, ClassifyConfig};
 pub use data_noise::DataNoise;
-pub use stimuli::{noise_batch, noise_tensor, NoiseKind, Stimuli};
+pub use stimuli::{noise_tensor, NoiseKind, Stimuli};
 pub use templates::template_scores;
 
 pub(crate) const SIDE: usize = 28;

@@ -46,12 +46,7 @@ enum BaseNoise {
     Normal { mean: f32, std: f32 },
 }
 
-/// Fills `out` with independent-pixel noise of samples `first..first + out.len() / 784`
-/// (for `NoiseKind::Data`, the standard normal it is made from).
-pub fn noise_batch(out: &mut [f32], first: u64, seed: u64, kind: &NoiseKind) {
-    fill_base(out, first, seed, kind.base());
-}
-
+/// Fills `out` with independent-pixel noise of samples `first..first + out.len() / 784`.
 fn fill_base(out: &mut [f32], first: u64, seed: u64, base: BaseNoise) {
     out.par_chunks_mut(PIXELS).enumerate().for_each(|(i, img)| {
         let rng = Philox::new(seed, NOISE_STREAM, first + i as u64);
@@ -91,7 +86,7 @@ pub fn noise_tensor(
 
 /// The noise of samples `first..first + count` as a `[count, 784]` tensor, made on the device
 /// of the (otherwise unused) input: on a GPU by `cuda/noise.cu`, so the pixels never cross the
-/// bus, and bit-identical to `noise_batch` for uniform noise.
+/// bus, and bit-identical to `fill_base` for uniform noise.
 struct DeviceNoise {
     first: u64,
     count: usize,
