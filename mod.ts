@@ -30,10 +30,12 @@ export {
   type ModelOptions,
   type NdArray,
   type NoiseName,
+  type OptimizerName,
   type StreamOptions,
   templateScores,
 } from "./ffi/model.ts";
 export { nativeVersion } from "./ffi/native.ts";
+export type { LayerSpec, NetSpec } from "./ffi/spec.ts";
 export { loadCheckpoint, saveCheckpoint, type Sidecar } from "./lib/checkpoint.ts";
 export { trainModel, type TrainOptions, type TrainResult } from "./lib/training.ts";
 export { type NoiseMapsOptions, type NoiseMapsSummary, runNoiseMaps } from "./lib/noise_maps.ts";

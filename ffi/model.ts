@@ -5,6 +5,7 @@
  */
 import { NativeError, StatusCode, unwrap } from "./errors.ts";
 import { errorBuffer, native, readText, utf8 } from "./native.ts";
+import type { NetSpec } from "./spec.ts";
 
 /** Names of the built-in networks. */
 export const MODEL_NAMES = ["smaller", "larger", "mlp", "logreg", "n1", "n2", "n3"] as const;
@@ -13,9 +14,9 @@ export type ModelName = typeof MODEL_NAMES[number];
 
 /** Options for {@linkcode Model.create}. */
 export interface ModelOptions {
-  /** Number of classes. @default 10 */
+  /** Number of classes of a built-in network (a spec sets its own). @default 10 */
   classes?: number;
-  /** Residual blocks per stage of `larger`. @default [2, 1, 3, 2] */
+  /** Residual blocks per stage of the built-in `larger`. @default [2, 1, 3, 2] */
   blocks?: number[];
   /** Seed of the weight initialisation. @default 0 */
   seed?: number;
@@ -42,9 +43,11 @@ export interface LayerInfo {
 
 /** What {@linkcode Model.info} returns. */
 export interface ModelInfo {
-  model: ModelName;
+  /** The spec's name: a built-in name, or the user's. */
+  model: string;
   classes: number;
-  blocks: number[];
+  /** The network, layer by layer: stored in checkpoint sidecars, enough to rebuild it. */
+  spec: NetSpec;
   parameters: number;
   layers: LayerInfo[];
   mean: number;
@@ -71,8 +74,12 @@ export interface EpochOptions {
   weightDecay?: number;
   /** Steps of the whole run, where the cosine schedule ends. */
   totalSteps: number;
-  /** @default "adam" */
-  optimizer?: "adam" | "sgd";
+  /**
+   * `adam` (decoupled weight decay, PyTorch's AdamW), `sgd` (with momentum) or `adadelta`
+   * (rho 0.9, eps 1e-6; its usual learning rate is 1).
+   * @default "adam"
+   */
+  optimizer?: OptimizerName;
   /** SGD momentum. @default 0.9 */
   momentum?: number;
   /** @default false */
@@ -82,6 +89,9 @@ export interface EpochOptions {
   /** Epoch index, which keys the shuffle. */
   epoch: number;
 }
+
+/** The optimisers of {@linkcode Model.trainEpoch}. */
+export type OptimizerName = "adam" | "sgd" | "adadelta";
 
 /** The noise a stream is drawn from. */
 export type NoiseName = "uniform" | "gaussian" | "data";
@@ -293,18 +303,19 @@ export class Model {
 
   /**
    * Builds a freshly initialised network.
-   * @param name one of {@linkcode MODEL_NAMES}
+   * @param network one of {@linkcode MODEL_NAMES}, or a {@linkcode NetSpec}
    * @param options classes, seed, normalisation, device
    * @returns the model
    */
-  static create(name: string, options: ModelOptions = {}): Model {
-    if (!(MODEL_NAMES as readonly string[]).includes(name)) {
+  static create(network: string | NetSpec, options: ModelOptions = {}): Model {
+    if (typeof network === "string" && !(MODEL_NAMES as readonly string[]).includes(network)) {
       throw new NativeError(
         StatusCode.UnknownModel,
-        `unknown model "${name}" (expected ${MODEL_NAMES.join(", ")})`,
+        `unknown model "${network}" (expected ${MODEL_NAMES.join(", ")}, or pass a spec)`,
       );
     }
-    const spec = utf8(JSON.stringify({ model: name, ...options }));
+    const which = typeof network === "string" ? { model: network } : { spec: network };
+    const spec = utf8(JSON.stringify({ ...which, ...options }));
     const out = new BigUint64Array(1);
     const err = errorBuffer();
     // The first model opens the library: the CUDA build when it asks for cuda or auto.

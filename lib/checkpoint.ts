@@ -2,7 +2,8 @@
  * Checkpoints: `.safetensors` weights beside a JSON sidecar of the same name.
  * @module
  */
-import { Model, type ModelName } from "../ffi/model.ts";
+import { Model } from "../ffi/model.ts";
+import type { NetSpec } from "../ffi/spec.ts";
 import { nativeVersion } from "../ffi/native.ts";
 import { writeJsonAtomic } from "./files.ts";
 
@@ -19,7 +20,10 @@ export interface EpochRecord {
 
 /** The sidecar written next to every checkpoint. */
 export interface Sidecar {
-  model: ModelName;
+  /** The network's name (a built-in name or the spec's). */
+  model: string;
+  /** The network itself; sidecars written before specs existed have only `model`. */
+  spec?: NetSpec;
   dataset: string;
   classes: number;
   blocks?: number[];
@@ -46,11 +50,12 @@ export function sidecarPath(weights: string): string {
 export async function saveCheckpoint(
   model: Model,
   weights: string,
-  sidecar: Omit<Sidecar, "libraryVersion" | "parameters">,
+  sidecar: Omit<Sidecar, "libraryVersion" | "parameters" | "spec">,
 ): Promise<void> {
   model.saveWeights(weights);
   await writeJsonAtomic(sidecarPath(weights), {
     ...sidecar,
+    spec: model.info().spec,
     parameters: model.info().parameters,
     libraryVersion: nativeVersion(),
   });
@@ -81,19 +86,27 @@ export async function readSidecar(weights: string): Promise<Sidecar> {
   }
 }
 
-/** Loads a checkpoint into a new model. */
+/**
+ * Loads a checkpoint into a new model, rebuilt from the spec in its sidecar (or, for sidecars
+ * older than specs, from the built-in network it names).
+ */
 export async function loadCheckpoint(
   weights: string,
   device?: "cpu" | "cuda" | "auto",
 ): Promise<{ model: Model; sidecar: Sidecar }> {
   const sidecar = await readSidecar(weights);
-  const model = Model.create(sidecar.model, {
-    classes: sidecar.classes,
-    blocks: sidecar.blocks,
+  const normalisation = {
     mean: sidecar.normalisation.mean,
     std: sidecar.normalisation.std,
     device,
-  });
+  };
+  const model = sidecar.spec
+    ? Model.create(sidecar.spec, normalisation)
+    : Model.create(sidecar.model, {
+      ...normalisation,
+      classes: sidecar.classes,
+      blocks: sidecar.blocks,
+    });
   try {
     model.loadWeights(weights);
   } catch (e) {

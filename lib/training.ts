@@ -4,7 +4,7 @@
  * @module
  */
 import { type Dataset, loadDataset } from "../data/datasets.ts";
-import { Model, type ModelName } from "../ffi/model.ts";
+import { Model, type ModelName, type OptimizerName } from "../ffi/model.ts";
 import {
   type EpochRecord,
   loadCheckpoint,
@@ -40,7 +40,7 @@ export interface TrainOptions {
   /** Use only the first n training images (quick runs and tests). */
   limit?: number;
   /** @default "adam" */
-  optimizer?: "adam" | "sgd";
+  optimizer?: OptimizerName;
   /** Folder for the checkpoint files. */
   outDir: string;
   /** Continue from the last checkpoint in `outDir`. @default false */

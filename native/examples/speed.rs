@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 use wna::model::Model;
-use wna::models::ModelSpec;
+use wna::models::builtin;
 use wna::optim::Kind;
 use wna::progress::Progress;
 use wna::train::{train_epoch, TrainConfig};
@@ -20,11 +20,7 @@ fn main() -> wna::Result<()> {
         names
     };
     for name in &names {
-        let spec = ModelSpec {
-            name: name.clone(),
-            classes: 10,
-            blocks: [2, 1, 3, 2],
-        };
+        let spec = builtin::spec(name, 10, None)?;
         let mut model = Model::new(spec, candle_core::Device::Cpu, 0, 0.1307, 0.3081)?;
         let x = model.input(&pixels[..1000 * 784])?;
         model.logits(&x)?;

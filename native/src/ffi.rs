@@ -12,7 +12,6 @@ use crate::arrays::Arrays;
 use crate::error::{Code, Error, Result};
 use crate::grad;
 use crate::model::{self, Model, Stimulation};
-use crate::models::ModelSpec;
 use crate::noise::{self, DataNoise};
 use crate::optim::Kind;
 use crate::options::{self, AnalyseOptions, ClassifyOptions, ModelOptions, TrainOptions};
@@ -188,23 +187,7 @@ pub unsafe extern "C" fn wna_model_new(
 ) -> i32 {
     guarded(err, err_cap, || {
         let o: ModelOptions = options::parse(text(spec, spec_len, "model spec")?, "model")?;
-        if !crate::models::MODEL_NAMES.contains(&o.model.as_str()) {
-            return Err(Error::UnknownModel(o.model));
-        }
-        let blocks = match o.blocks.as_deref() {
-            None => [2, 1, 3, 2],
-            Some(&[a, b, c, d]) => [a, b, c, d],
-            Some(b) => crate::bail!(
-                InvalidArgument,
-                "model: blocks needs 4 numbers (one per stage), got {}",
-                b.len()
-            ),
-        };
-        let spec = ModelSpec {
-            name: o.model,
-            classes: o.classes.unwrap_or(10),
-            blocks,
-        };
+        let spec = o.net_spec()?;
         let device = model::device(o.device.as_deref().unwrap_or("cpu"))?;
         let m = Model::new(
             spec,
@@ -248,7 +231,7 @@ pub unsafe extern "C" fn wna_model_info(
                 "width": l.width, "rf": l.rf, "stride": l.stride, "offset": l.offset,
             })).collect();
                 Ok(serde_json::json!({
-                    "model": m.spec.name, "classes": m.spec.classes, "blocks": m.spec.blocks,
+                    "model": m.spec.name, "classes": m.classes, "spec": m.spec,
                     "parameters": m.param_count(), "layers": layers, "mean": m.mean, "std": m.std,
                     "device": if m.device.is_cuda() { "cuda" } else { "cpu" },
                     "step": m.optimizer.as_ref().map_or(0, |o| o.step),

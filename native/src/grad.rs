@@ -16,11 +16,11 @@ fn check(model: &Model, pixels: &[f32], labels: &[u8]) -> Result<()> {
             got: labels.len().to_string(),
         });
     }
-    if let Some(&l) = labels.iter().find(|&&l| l as usize >= model.spec.classes) {
+    if let Some(&l) = labels.iter().find(|&&l| l as usize >= model.classes) {
         crate::bail!(
             InvalidArgument,
             "gradients: label {l} out of range for {} classes",
-            model.spec.classes
+            model.classes
         );
     }
     Ok(())

@@ -4,9 +4,11 @@
 
 use crate::error::Result;
 use crate::kernels;
+use crate::philox::Philox;
 use crate::portable;
 use candle_core::{Tensor, Var};
 use candle_nn::{Init, VarBuilder};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Whether a tensor takes wna's CPU kernels: f32 on the CPU, unless `WNA_CANDLE_OPS` asks for
 /// candle's own ops (the bench and the kernel tests compare the two).
@@ -235,15 +237,34 @@ pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
     Ok(x.apply_op1(portable::MaxPool2)?)
 }
 
+/// Average pooling with a `size` window and stride (PyTorch's `AvgPool2d(size)`, floor mode).
+/// A ragged edge is cut off first: candle's backward upsamples the gradient to the input size
+/// by nearest neighbour, which misroutes it whenever the size is not a multiple of the window
+/// (25 -> 12 in `n1`), and is right when it is.
+pub fn avg_pool(x: &Tensor, size: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let (h_used, w_used) = (h / size * size, w / size * size);
+    let x = if (h_used, w_used) == (h, w) {
+        x.clone()
+    } else {
+        x.narrow(2, 0, h_used)?.narrow(3, 0, w_used)?
+    };
+    Ok(x.avg_pool2d(size)?)
+}
+
 /// A fully connected layer `x . w^T + b`, weight `[out, in]` as in candle-nn and PyTorch.
 #[derive(Clone, Debug)]
 pub struct Linear {
     weight: Tensor,
-    bias: Tensor,
+    bias: Option<Tensor>,
 }
 
 impl Linear {
     pub fn new(fan_in: usize, out: usize, vb: VarBuilder) -> Result<Self> {
+        Self::with_bias(fan_in, out, true, vb)
+    }
+
+    pub fn with_bias(fan_in: usize, out: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
         let bound = 1.0 / (fan_in as f64).sqrt();
         let init = Init::Uniform {
             lo: -bound,
@@ -251,16 +272,91 @@ impl Linear {
         };
         Ok(Self {
             weight: vb.get_with_hints((out, fan_in), "weight", init)?,
-            bias: vb.get_with_hints(out, "bias", init)?,
+            bias: if bias {
+                Some(vb.get_with_hints(out, "bias", init)?)
+            } else {
+                None
+            },
         })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if use_kernels(x) && x.rank() == 2 {
+            let bias = match &self.bias {
+                Some(b) => b.clone(),
+                None => Tensor::zeros(self.weight.dim(0)?, x.dtype(), x.device())?,
+            };
             return Ok(x
                 .contiguous()?
-                .apply_op3(&self.weight, &self.bias, kernels::Linear)?);
+                .apply_op3(&self.weight, &bias, kernels::Linear)?);
         }
-        Ok(x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?)
+        let y = x.matmul(&self.weight.t()?)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+/// Inverted dropout whose mask comes from Philox keyed by the training step, so a seeded run
+/// repeats exactly.
+pub struct Dropout {
+    p: f32,
+    stream: u32,
+    step_seed: AtomicU64,
+}
+
+impl Dropout {
+    pub fn new(p: f32, stream: u32) -> Self {
+        Self {
+            p,
+            stream,
+            step_seed: AtomicU64::new(0),
+        }
+    }
+
+    pub fn set_step_seed(&self, seed: u64) {
+        self.step_seed.store(seed, Ordering::Relaxed);
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !train || self.p == 0.0 {
+            return Ok(x.clone());
+        }
+        let rng = Philox::new(self.step_seed.load(Ordering::Relaxed), self.stream, 0);
+        let mut mask = vec![0f32; x.elem_count()];
+        rng.fill_uniform(&mut mask);
+        let keep = 1.0 / (1.0 - self.p);
+        for m in &mut mask {
+            *m = if *m >= self.p { keep } else { 0.0 };
+        }
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
+        Ok((x * mask)?)
+    }
+}
+
+/// The element-wise activations of a spec.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Relu,
+    Sigmoid,
+    Tanh,
+    LeakyRelu(f64),
+    Mish,
+}
+
+impl Activation {
+    pub fn forward(self, x: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Relu => x.relu()?,
+            Self::Sigmoid => candle_nn::ops::sigmoid(x)?,
+            Self::Tanh => x.tanh()?,
+            Self::LeakyRelu(slope) => candle_nn::ops::leaky_relu(x, slope)?,
+            // softplus(x) = max(x, 0) + log(1 + exp(-|x|)), which never overflows.
+            Self::Mish => {
+                let softplus = (x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+                (x * softplus.tanh()?)?
+            }
+        })
     }
 }

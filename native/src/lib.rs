@@ -15,6 +15,7 @@ pub mod options;
 pub mod philox;
 pub mod portable;
 pub mod progress;
+pub mod spec;
 pub mod train;
 
 pub use error::{Error, Result};

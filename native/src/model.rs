@@ -1,9 +1,10 @@
 //! A model instance: the network, its variables, input normalisation and optimiser state.
 
 use crate::error::{Error, Result};
-use crate::models::{self, LayerInfo, ModelSpec, Net};
+use crate::models::{self, LayerInfo, Net};
 use crate::optim::Optimizer;
 use crate::philox::Philox;
+use crate::spec::NetSpec;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use std::collections::HashMap;
@@ -17,7 +18,9 @@ pub struct Stimulation {
 }
 
 pub struct Model {
-    pub spec: ModelSpec,
+    pub spec: NetSpec,
+    /// Width of the logits.
+    pub classes: usize,
     pub net: Box<dyn Net>,
     pub varmap: VarMap,
     pub device: Device,
@@ -52,7 +55,7 @@ pub fn device(name: &str) -> Result<Device> {
 }
 
 impl Model {
-    pub fn new(spec: ModelSpec, device: Device, seed: u64, mean: f32, std: f32) -> Result<Self> {
+    pub fn new(spec: NetSpec, device: Device, seed: u64, mean: f32, std: f32) -> Result<Self> {
         if !(std.is_finite() && std > 0.0 && mean.is_finite()) {
             crate::bail!(
                 InvalidArgument,
@@ -63,6 +66,7 @@ impl Model {
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
         let net = models::build(&spec, vb)?;
         let model = Self {
+            classes: spec.classes()?,
             spec,
             net,
             varmap,
@@ -199,7 +203,8 @@ impl Model {
         for (name, var) in vars.iter() {
             let t = tensors.get(name).ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "load: {path} has no tensor \"{name}\"; was it saved from a {} model?",
+                    "load: {path} has no tensor \"{name}\"; was it saved from a {} model? \
+                     If the network changed since, retrain it",
                     self.spec.name
                 ))
             })?;

@@ -1,5 +1,7 @@
-//! Adam with decoupled weight decay (Loshchilov & Hutter, 2019) and SGD with (Nesterov)
-//! momentum; the state is ours, not candle-nn's, so a checkpoint can carry it for `--resume`.
+//! Adam with decoupled weight decay (Loshchilov & Hutter, 2019; PyTorch's `AdamW`), SGD with
+//! (Nesterov) momentum and Adadelta (Zeiler, 2012), each following PyTorch's update rule
+//! (`native/tests/optim.rs` checks them against it); the state is ours, not candle-nn's, so a
+//! checkpoint can carry it for `--resume`.
 
 use crate::error::{Error, Result};
 use candle_core::backprop::GradStore;
@@ -25,8 +27,36 @@ fn with_cpu_slices<R>(tensors: [&Tensor; 4], f: impl FnOnce([&[f32]; 4]) -> R) -
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
-    Adam { beta1: f64, beta2: f64, eps: f64 },
-    Sgd { momentum: f64, nesterov: bool },
+    Adam {
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
+    Sgd {
+        momentum: f64,
+        nesterov: bool,
+    },
+    /// PyTorch's defaults: rho 0.9, eps 1e-6, and a learning rate of 1.
+    Adadelta {
+        rho: f64,
+        eps: f64,
+    },
+}
+
+impl Kind {
+    /// The code stored with the state, so `--resume` knows which optimiser wrote it.
+    fn code(self) -> f64 {
+        match self {
+            Self::Adam { .. } => 0.0,
+            Self::Sgd { .. } => 1.0,
+            Self::Adadelta { .. } => 2.0,
+        }
+    }
+
+    /// Whether two kinds are the same optimiser, whatever their hyperparameters.
+    pub fn same_optimizer(self, other: Self) -> bool {
+        self.code() == other.code()
+    }
 }
 
 pub struct Optimizer {
@@ -81,6 +111,15 @@ impl Optimizer {
                     };
                     (step, vel, b)
                 }
+                // a: running mean of g^2; b: running mean of the squared updates.
+                Kind::Adadelta { rho, eps } => {
+                    let g = (g + (theta * self.weight_decay)?)?;
+                    let square_avg = ((a * rho)? + (g.sqr()? * (1.0 - rho))?)?;
+                    let std = (&square_avg + eps)?.sqrt()?;
+                    let delta = ((&b + eps)?.sqrt()? / std)?.mul(&g)?;
+                    let acc_delta = ((b * rho)? + (delta.sqr()? * (1.0 - rho))?)?;
+                    (delta, square_avg, acc_delta)
+                }
             };
             var.set(&(theta - (update * lr)?)?)?;
             self.state.insert(name.clone(), (a, b));
@@ -101,6 +140,9 @@ impl Optimizer {
         t: i32,
     ) -> Result<Option<(Tensor, Tensor, Tensor)>> {
         let kind = self.kind;
+        if matches!(kind, Kind::Adadelta { .. }) {
+            return Ok(None); // used by few, small nets: the tensor ops are fast enough
+        }
         let (lr, wd) = (lr as f32, self.weight_decay as f32);
         let updated = with_cpu_slices([theta, g, a, b], |[theta_v, g_v, a_v, b_v]| {
             let n = theta_v.len();
@@ -150,6 +192,7 @@ impl Optimizer {
                         });
                     b_out.copy_from_slice(b_v);
                 }
+                Kind::Adadelta { .. } => unreachable!("handled by the tensor ops"),
             }
             (theta_out, a_out, b_out)
         });
@@ -170,6 +213,10 @@ impl Optimizer {
             "step".into(),
             Tensor::new(&[self.step as f64], &Device::Cpu)?,
         );
+        out.insert(
+            "kind".into(),
+            Tensor::new(&[self.kind.code()], &Device::Cpu)?,
+        );
         Ok(out)
     }
 
@@ -185,6 +232,28 @@ impl Optimizer {
             .get("step")
             .ok_or_else(|| Error::Io(format!("optimizer: {path} has no step")))?;
         self.step = step.to_vec1::<f64>()?[0] as u64;
+        // State written before the kind was stored came from Adam or SGD; the trainer keeps it
+        // only when the kinds agree, so an unknown kind starts that optimiser afresh.
+        let code = match tensors.get("kind") {
+            Some(k) => k.to_vec1::<f64>()?[0],
+            None => -1.0,
+        };
+        self.kind = match code {
+            0.0 => Kind::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            1.0 => Kind::Sgd {
+                momentum: 0.9,
+                nesterov: false,
+            },
+            2.0 => Kind::Adadelta {
+                rho: 0.9,
+                eps: 1e-6,
+            },
+            _ => self.kind,
+        };
         self.state.clear();
         for (key, a) in &tensors {
             if let Some(name) = key.strip_prefix("a.") {

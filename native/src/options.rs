@@ -3,8 +3,10 @@
 
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::models::builtin;
 use crate::noise::{AnalysisConfig, ClassifyConfig, NoiseKind};
 use crate::optim::Kind;
+use crate::spec::NetSpec;
 use crate::train::TrainConfig;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -15,11 +17,12 @@ pub fn parse<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
         .map_err(|e| Error::InvalidArgument(format!("{what}: invalid options: {e}")))
 }
 
-/// `Model.create`'s options.
+/// `Model.create`'s options: a built-in `model` by name, or a whole `spec`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ModelOptions {
-    pub model: String,
+    pub model: Option<String>,
+    pub spec: Option<NetSpec>,
     pub classes: Option<usize>,
     pub blocks: Option<Vec<usize>>,
     pub seed: Option<u64>,
@@ -28,11 +31,52 @@ pub struct ModelOptions {
     pub device: Option<String>,
 }
 
+impl ModelOptions {
+    /// The spec to build: the one given, or the named built-in's.
+    pub fn net_spec(&self) -> Result<NetSpec> {
+        match (&self.model, &self.spec) {
+            (Some(name), None) => {
+                let blocks = match self.blocks.as_deref() {
+                    None => None,
+                    Some(&[a, b, c, d]) => Some([a, b, c, d]),
+                    Some(b) => crate::bail!(
+                        InvalidArgument,
+                        "model: blocks needs 4 numbers (one per stage), got {}",
+                        b.len()
+                    ),
+                };
+                builtin::spec(name, self.classes.unwrap_or(10), blocks)
+            }
+            (None, Some(spec)) => {
+                if self.classes.is_some() || self.blocks.is_some() {
+                    crate::bail!(
+                        InvalidArgument,
+                        "model: classes and blocks apply to built-in models; a spec sets them in \
+                         its layers"
+                    );
+                }
+                spec.shapes()?;
+                Ok(spec.clone())
+            }
+            _ => crate::bail!(
+                InvalidArgument,
+                "model: give either a built-in model name or a spec, not {}",
+                if self.model.is_some() {
+                    "both"
+                } else {
+                    "neither"
+                }
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum OptimizerName {
     Adam,
     Sgd,
+    Adadelta,
 }
 
 /// One training epoch's options.
@@ -62,6 +106,10 @@ impl TrainOptions {
             OptimizerName::Sgd => Kind::Sgd {
                 momentum: self.momentum.unwrap_or(0.9),
                 nesterov: self.nesterov.unwrap_or(false),
+            },
+            OptimizerName::Adadelta => Kind::Adadelta {
+                rho: 0.9,
+                eps: 1e-6,
             },
         };
         TrainConfig {

@@ -40,11 +40,11 @@ fn check_labels(model: &Model, pixels: &[f32], labels: &[u8]) -> Result<()> {
             got: format!("{}", labels.len()),
         });
     }
-    if let Some(&bad) = labels.iter().find(|&&l| l as usize >= model.spec.classes) {
+    if let Some(&bad) = labels.iter().find(|&&l| l as usize >= model.classes) {
         crate::bail!(
             InvalidArgument,
             "labels: label {bad} out of range for {} classes",
-            model.spec.classes
+            model.classes
         );
     }
     Ok(())
@@ -83,9 +83,10 @@ pub fn train_epoch(
     let order = permutation(n, cfg.seed, 0x5eed_0000 ^ cfg.epoch as u32);
     let vars = model.trainable();
     let mut optimizer = match model.optimizer.take() {
-        Some(o) if o.kind == cfg.optimizer => o,
+        Some(o) if o.kind.same_optimizer(cfg.optimizer) => o,
         _ => Optimizer::new(cfg.optimizer, cfg.weight_decay),
     };
+    optimizer.kind = cfg.optimizer;
     optimizer.weight_decay = cfg.weight_decay;
     progress.start(n as u64);
     let (mut loss_sum, mut correct, mut seen) = (0f64, 0u64, 0usize);

@@ -1,7 +1,7 @@
 //! The same seed trains the same weights, bit for bit, on the CPU.
 
 use wna::model::Model;
-use wna::models::ModelSpec;
+use wna::models::builtin;
 use wna::optim::Kind;
 use wna::progress::Progress;
 use wna::train::{train_epoch, TrainConfig};
@@ -11,11 +11,8 @@ fn trained_weights(name: &str) -> wna::Result<Vec<(String, Vec<f32>)>> {
     let mut pixels = vec![0f32; n * 784];
     wna::philox::Philox::new(5, 0, 0).fill_uniform(&mut pixels);
     let labels: Vec<u8> = (0..n).map(|i| (i * 7 % 10) as u8).collect();
-    let spec = ModelSpec {
-        name: name.into(),
-        classes: 10,
-        blocks: [1, 1, 1, 1],
-    };
+    let blocks = (name == "larger").then_some([1, 1, 1, 1]);
+    let spec = builtin::spec(name, 10, blocks)?;
     let mut model = Model::new(spec, candle_core::Device::Cpu, 9, 0.1307, 0.3081)?;
     let cfg = TrainConfig {
         batch_size: 64,

@@ -5,7 +5,7 @@
 use candle_core::Device;
 use std::sync::atomic::AtomicU64;
 use wna::model::Model;
-use wna::models::ModelSpec;
+use wna::models::builtin;
 use wna::noise::{analyse, AnalysisConfig};
 use wna::progress::Progress;
 
@@ -20,11 +20,7 @@ fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn gpu_path_matches_kernels_on_gradients_and_maps() {
-    let spec = ModelSpec {
-        name: "smaller".into(),
-        classes: 10,
-        blocks: [2, 1, 3, 2],
-    };
+    let spec = builtin::spec("smaller", 10, None).unwrap();
     let model = Model::new(spec, Device::Cpu, 5, 0.1307, 0.3081).unwrap();
     // Coarse pixel levels, so max-pool windows hold tied maxima as on real digits.
     let mut pixels = vec![0f32; 64 * 784];

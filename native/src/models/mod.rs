@@ -1,12 +1,11 @@
-//! The networks: each is a plain struct of candle layers with `new(vb)` and a tapped forward.
+//! The networks: specs (`crate::spec`) compiled into layers with a tapped forward, and the
+//! built-in specs.
 
-pub mod casestudy;
-pub mod larger;
-pub mod logreg;
-pub mod mlp;
-pub mod smaller;
+pub mod builtin;
+pub mod network;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::spec::NetSpec;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
@@ -93,35 +92,9 @@ pub trait Net: Send + Sync {
     fn set_step_seed(&self, _seed: u64) {}
 }
 
-/// Model name and hyperparameters, as stored in a checkpoint's sidecar.
-#[derive(Debug, Clone)]
-pub struct ModelSpec {
-    pub name: String,
-    pub classes: usize,
-    /// Blocks per stage of `larger`.
-    pub blocks: [usize; 4],
-}
-
-pub const MODEL_NAMES: [&str; 7] = ["smaller", "larger", "mlp", "logreg", "n1", "n2", "n3"];
-
-pub fn build(spec: &ModelSpec, vb: VarBuilder) -> Result<Box<dyn Net>> {
-    if spec.classes < 2 {
-        crate::bail!(
-            InvalidArgument,
-            "model: classes must be >= 2, got {}",
-            spec.classes
-        );
-    }
-    let c = spec.classes;
-    Ok(match spec.name.as_str() {
-        "smaller" => Box::new(smaller::Smaller::new(vb, c)?),
-        "larger" => Box::new(larger::Larger::new(vb, c, spec.blocks)?),
-        "mlp" => Box::new(mlp::Mlp::new(vb, c)?),
-        "logreg" => Box::new(logreg::LogReg::new(vb, c)?),
-        "n1" | "n2" => Box::new(casestudy::N1::new(vb, c)?),
-        "n3" => Box::new(casestudy::N3::new(vb, c)?),
-        other => return Err(Error::UnknownModel(other.to_string())),
-    })
+/// Compiles a spec into a network whose parameters live in `vb`.
+pub fn build(spec: &NetSpec, vb: VarBuilder) -> Result<Box<dyn Net>> {
+    Ok(Box::new(network::Network::new(spec, vb)?))
 }
 
 /// A forward pass that records nothing.

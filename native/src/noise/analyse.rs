@@ -130,7 +130,7 @@ pub fn analyse(
     progress: Progress,
 ) -> Result<Arrays> {
     check_config(model, cfg, images)?;
-    let classes = model.spec.classes;
+    let classes = model.classes;
     let total = images.map_or(cfg.samples, |im| (im.len() / PIXELS) as u64);
     let layer_infos: Vec<LayerInfo> = model
         .layers()

@@ -1,0 +1,72 @@
+/**
+ * Network specs: a network as a JSON value listing its layers, compiled by the native library
+ * (`native/src/spec.rs`), which checks every shape and names the layer at fault.
+ * @module
+ */
+
+/** Publishes a layer's output under this name (STA, activations, microstimulation). */
+interface Tapped {
+  tap?: string;
+}
+
+/** Prefixes a layer's parameters (`conv1.weight`); the layer's index when absent. */
+interface Named {
+  name?: string;
+}
+
+/** One layer of a {@linkcode NetSpec}. */
+export type LayerSpec =
+  | Named & Tapped & {
+    kind: "conv2d";
+    out: number;
+    kernel: number;
+    /** @default 1 */
+    stride?: number;
+    /** @default 0 */
+    padding?: number;
+    /** @default true */
+    bias?: boolean;
+  }
+  /** BatchNorm1d on features, BatchNorm2d on images. */
+  | Named & Tapped & { kind: "batch_norm" }
+  /** Only 2x2 with stride 2. */
+  | Tapped & { kind: "max_pool"; size: number; stride?: number }
+  /** Window and stride `size`, floor mode. */
+  | Tapped & { kind: "avg_pool"; size: number }
+  | Tapped & { kind: "global_avg_pool" }
+  | { kind: "flatten" }
+  | Named & Tapped & {
+    kind: "linear";
+    out: number;
+    /** @default true */
+    bias?: boolean;
+  }
+  /** Inverted dropout while training. */
+  | { kind: "dropout"; /** @default 0.5 */ p?: number }
+  | Tapped & { kind: "relu" | "sigmoid" | "tanh" | "mish" }
+  | Tapped & { kind: "leaky_relu"; /** @default 0.01 */ slope?: number }
+  /** A ResNet basic block; taps `<tap>.conv1` and `<tap>`. */
+  | Named & Tapped & {
+    kind: "residual";
+    out: number;
+    /** @default 1 */
+    stride?: number;
+  };
+
+/**
+ * A network: layers applied in order to a 1x28x28 image; the last gives the logits.
+ *
+ * @example
+ * ```ts
+ * import type { NetSpec } from "./spec.ts";
+ * const logreg: NetSpec = {
+ *   name: "logreg",
+ *   layers: [{ kind: "flatten" }, { kind: "linear", name: "fc", out: 10 }],
+ * };
+ * console.assert(logreg.layers.length === 2);
+ * ```
+ */
+export interface NetSpec {
+  name: string;
+  layers: LayerSpec[];
+}

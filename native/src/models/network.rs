@@ -1,0 +1,220 @@
+//! A spec compiled into layers: each step runs wna's layers (fast CPU kernels where they apply),
+//! a batch norm followed by a ReLU runs as one fused kernel, and tapped outputs go to the hook.
+
+use super::{LayerInfo, Net, Rf, Tap};
+use crate::error::Result;
+use crate::layers::{avg_pool, max_pool2, Activation, BatchNorm, Conv2d, Dropout, Linear};
+use crate::spec::{LayerSpec, NetSpec};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+/// A ResNet basic block; the projection is there when the width or the stride changes.
+struct Residual {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    projection: Option<(Conv2d, BatchNorm)>,
+}
+
+impl Residual {
+    fn new(cin: usize, cout: usize, stride: usize, vb: VarBuilder) -> Result<Self> {
+        let projection = if cin != cout || stride != 1 {
+            Some((
+                Conv2d::new(cin, cout, 1, stride, 0, false, vb.pp("proj"))?,
+                BatchNorm::new(cout, vb.pp("proj_bn"))?,
+            ))
+        } else {
+            None
+        };
+        Ok(Self {
+            conv1: Conv2d::new(cin, cout, 3, stride, 1, false, vb.pp("conv1"))?,
+            bn1: BatchNorm::new(cout, vb.pp("bn1"))?,
+            conv2: Conv2d::new(cout, cout, 3, 1, 1, false, vb.pp("conv2"))?,
+            bn2: BatchNorm::new(cout, vb.pp("bn2"))?,
+            projection,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, train: bool, name: Option<&str>, tap: Tap) -> Result<Tensor> {
+        let h = self
+            .bn1
+            .forward(&self.conv1.forward(x, train)?, train, true)?;
+        let h = match name {
+            Some(n) => tap(&format!("{n}.conv1"), h)?,
+            None => h,
+        };
+        let h = self
+            .bn2
+            .forward(&self.conv2.forward(&h, train)?, train, false)?;
+        let skip = match &self.projection {
+            Some((c, bn)) => bn.forward(&c.forward(x, train)?, train, false)?,
+            None => x.clone(),
+        };
+        Ok((h + skip)?.relu()?)
+    }
+}
+
+enum Op {
+    Conv(Conv2d),
+    /// Batch norm, with the ReLU after it fused in when nothing taps between them.
+    BatchNorm(BatchNorm, bool),
+    MaxPool2,
+    AvgPool(usize),
+    GlobalAvgPool,
+    Flatten,
+    Linear(Linear),
+    Dropout(Dropout),
+    Activation(Activation),
+    Residual(Box<Residual>),
+}
+
+struct Step {
+    op: Op,
+    tap: Option<String>,
+}
+
+pub struct Network {
+    steps: Vec<Step>,
+    layers: Vec<LayerInfo>,
+}
+
+impl Network {
+    /// Builds the layers of `spec`, whose shapes are checked first.
+    pub fn new(spec: &NetSpec, vb: VarBuilder) -> Result<Self> {
+        let shapes = spec.shapes()?;
+        let mut steps: Vec<Step> = Vec::new();
+        let mut layers = Vec::new();
+        let mut rf = Rf::default();
+        let mut input: &[usize] = &[1, 28, 28];
+        let mut dropouts = 0;
+        for (i, (layer, shape)) in spec.layers.iter().zip(&shapes).enumerate() {
+            let vb = vb.pp(layer.param_name(i).unwrap_or_default());
+            let tap = layer.tap().map(str::to_string);
+            let op = match layer {
+                LayerSpec::Conv2d {
+                    out,
+                    kernel,
+                    stride,
+                    padding,
+                    bias,
+                    ..
+                } => {
+                    rf = rf.conv(*kernel, *stride, *padding);
+                    Op::Conv(Conv2d::new(
+                        input[0], *out, *kernel, *stride, *padding, *bias, vb,
+                    )?)
+                }
+                LayerSpec::BatchNorm { .. } => Op::BatchNorm(BatchNorm::new(input[0], vb)?, false),
+                LayerSpec::MaxPool { .. } => {
+                    rf = rf.conv(2, 2, 0);
+                    Op::MaxPool2
+                }
+                LayerSpec::AvgPool { size, .. } => {
+                    rf = rf.conv(*size, *size, 0);
+                    Op::AvgPool(*size)
+                }
+                LayerSpec::GlobalAvgPool { .. } => Op::GlobalAvgPool,
+                LayerSpec::Flatten => Op::Flatten,
+                LayerSpec::Linear { out, bias, .. } => {
+                    Op::Linear(Linear::with_bias(input[0], *out, *bias, vb)?)
+                }
+                LayerSpec::Dropout { p } => {
+                    // Streams 1, 2, ...: the first matches the hand-written nets it replaces.
+                    dropouts += 1;
+                    Op::Dropout(Dropout::new(*p, dropouts))
+                }
+                LayerSpec::Relu { .. } => {
+                    // Fuse into a batch norm just before it that nothing taps.
+                    if let Some(Step {
+                        op: Op::BatchNorm(_, relu @ false),
+                        tap: None,
+                    }) = steps.last_mut()
+                    {
+                        *relu = true;
+                        steps.last_mut().expect("just matched").tap = tap.clone();
+                        if let Some(name) = &tap {
+                            layers.push(info(name, shape, rf));
+                        }
+                        input = shape;
+                        continue;
+                    }
+                    Op::Activation(Activation::Relu)
+                }
+                LayerSpec::Sigmoid { .. } => Op::Activation(Activation::Sigmoid),
+                LayerSpec::Tanh { .. } => Op::Activation(Activation::Tanh),
+                LayerSpec::LeakyRelu { slope, .. } => Op::Activation(Activation::LeakyRelu(*slope)),
+                LayerSpec::Mish { .. } => Op::Activation(Activation::Mish),
+                LayerSpec::Residual { out, stride, .. } => {
+                    rf = rf.conv(3, *stride, 1);
+                    if let Some(name) = &tap {
+                        layers.push(info(&format!("{name}.conv1"), shape, rf));
+                    }
+                    rf = rf.conv(3, 1, 1);
+                    Op::Residual(Box::new(Residual::new(input[0], *out, *stride, vb)?))
+                }
+            };
+            if let Some(name) = &tap {
+                layers.push(info(name, shape, rf));
+            }
+            steps.push(Step { op, tap });
+            input = shape;
+        }
+        if layers.last().is_none_or(|l| l.name != "logits") {
+            let classes = input[0];
+            layers.push(LayerInfo::fc("logits", classes));
+        }
+        Ok(Self { steps, layers })
+    }
+}
+
+/// What a tap at this point looks like to an experiment.
+fn info(name: &str, shape: &[usize], rf: Rf) -> LayerInfo {
+    match shape {
+        [c, h, _] => LayerInfo::conv(name, *c, *h, rf),
+        _ => LayerInfo::fc(name, shape[0]),
+    }
+}
+
+impl Net for Network {
+    fn forward_tapped(&self, x: &Tensor, train: bool, tap: Tap) -> Result<Tensor> {
+        let mut x = x.clone();
+        for step in &self.steps {
+            x = match &step.op {
+                Op::Conv(c) => c.forward(&x, train)?,
+                Op::BatchNorm(bn, relu) => bn.forward(&x, train, *relu)?,
+                Op::MaxPool2 => max_pool2(&x)?,
+                Op::AvgPool(size) => avg_pool(&x, *size)?,
+                Op::GlobalAvgPool => x.mean((2, 3))?,
+                Op::Flatten => x.flatten_from(1)?,
+                Op::Linear(l) => l.forward(&x)?,
+                Op::Dropout(d) => d.forward(&x, train)?,
+                Op::Activation(a) => a.forward(&x)?,
+                Op::Residual(r) => r.forward(&x, train, step.tap.as_deref(), tap)?,
+            };
+            if let Some(name) = &step.tap {
+                x = tap(name, x)?;
+            }
+        }
+        if self
+            .steps
+            .last()
+            .is_none_or(|s| s.tap.as_deref() != Some("logits"))
+        {
+            x = tap("logits", x)?;
+        }
+        Ok(x)
+    }
+
+    fn layers(&self) -> Vec<LayerInfo> {
+        self.layers.clone()
+    }
+
+    fn set_step_seed(&self, seed: u64) {
+        for step in &self.steps {
+            if let Op::Dropout(d) = &step.op {
+                d.set_step_seed(seed);
+            }
+        }
+    }
+}
