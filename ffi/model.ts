@@ -88,6 +88,11 @@ export interface EpochOptions {
   seed?: number;
   /** Epoch index, which keys the shuffle. */
   epoch: number;
+  /**
+   * MixUp: each batch mixed with itself rolled by one, one lambda ~ Beta(1, 1) per batch, the
+   * loss mixed the same way. @default false
+   */
+  mixup?: boolean;
 }
 
 /** The optimisers of {@linkcode Model.trainEpoch}. */

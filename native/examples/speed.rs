@@ -40,6 +40,7 @@ fn main() -> wna::Result<()> {
             },
             seed: 0,
             epoch: 0,
+            mixup: false,
         };
         let t = Instant::now();
         train_epoch(&mut model, &pixels, &labels, &cfg, Progress::default())?;

@@ -93,6 +93,7 @@ pub struct TrainOptions {
     nesterov: Option<bool>,
     seed: Option<u64>,
     epoch: u64,
+    mixup: Option<bool>,
 }
 
 impl TrainOptions {
@@ -121,6 +122,7 @@ impl TrainOptions {
             optimizer,
             seed: self.seed.unwrap_or(0),
             epoch: self.epoch,
+            mixup: self.mixup.unwrap_or(false),
         }
     }
 }

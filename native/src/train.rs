@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::model::{check_images, Model};
 use crate::optim::{Kind, Optimizer};
-use crate::philox::permutation;
+use crate::philox::{permutation, Philox};
 use crate::progress::Progress;
 use candle_core::{DType, Tensor, D};
 
@@ -18,6 +18,9 @@ pub struct TrainConfig {
     pub optimizer: Kind,
     pub seed: u64,
     pub epoch: u64,
+    /// MixUp (Zhang et al., 2018): each batch mixed with itself rolled by one, with one
+    /// lambda ~ Beta(1, 1) per batch, and the loss mixed the same way (soft labels).
+    pub mixup: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -102,10 +105,34 @@ pub fn train_epoch(
             model
                 .net
                 .set_step_seed(cfg.seed ^ (optimizer.step + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let (x, mix) = if cfg.mixup {
+                // Beta(1, 1) is uniform on [0, 1].
+                let lambda = Philox::new(cfg.seed, 0x4d49_5855 ^ cfg.epoch as u32, 0)
+                    .uniform_at(optimizer.step) as f64;
+                // torch.roll(x, 1, 0): row i takes row i - 1.
+                let rolled: Vec<u32> = (0..chunk.len())
+                    .map(|i| chunk[(i + chunk.len() - 1) % chunk.len()])
+                    .collect();
+                let idx = Tensor::from_vec(rolled, chunk.len(), &model.device)?;
+                let x2 = x_all.index_select(&idx, 0)?;
+                let y2 = y_all.index_select(&idx, 0)?;
+                (
+                    ((x * lambda)? + (x2 * (1.0 - lambda))?)?,
+                    Some((lambda, y2)),
+                )
+            } else {
+                (x, None)
+            };
             let logits = model
                 .net
                 .forward_tapped(&x, true, &mut crate::models::no_tap())?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            let loss = match &mix {
+                Some((lambda, y2)) => {
+                    ((candle_nn::loss::cross_entropy(&logits, &y)? * *lambda)?
+                        + (candle_nn::loss::cross_entropy(&logits, y2)? * (1.0 - lambda))?)?
+                }
+                None => candle_nn::loss::cross_entropy(&logits, &y)?,
+            };
             let loss_value = loss.to_scalar::<f32>()? as f64;
             if !loss_value.is_finite() {
                 crate::bail!(

@@ -27,6 +27,7 @@ fn trained_weights(name: &str) -> wna::Result<Vec<(String, Vec<f32>)>> {
         },
         seed: 4,
         epoch: 0,
+        mixup: false,
     };
     train_epoch(&mut model, &pixels, &labels, &cfg, Progress::default())?;
     let mut out = Vec::new();

@@ -1,0 +1,54 @@
+/**
+ * `deno task zoo`: trains the 19 networks of the MNIST case study on 1,000 and 60,000 images
+ * and sets their test accuracy beside the study's. Resumes: finished runs are kept.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { choiceFlag, numberFlag, runMain } from "../lib/cli.ts";
+import { runZoo } from "../lib/zoo.ts";
+import { ZOO_NETS } from "../lib/zoo/nets.ts";
+
+const HELP = `usage: deno task zoo [options]
+  --nets a,b,…     net ids (default all: ${ZOO_NETS.map((n) => n.id).join(",")})
+  --quick          3 nets, 1 epoch on 500 and 2,000 images (for tests)
+  --seed N         (default 0)
+  --out DIR        (default out/zoo, or out/zoo-quick with --quick)
+  --data-dir DIR   folder with the IDX files
+  --device NAME    cpu, cuda or auto (default cpu)
+Writes summary.json, summary.csv, accuracy.svg/png, curves-1k/60k.svg/png, report.html and one
+checkpoint per run (checkpoints/zoo-<net>-<size>.safetensors) that noise-maps and fgsm can load.`;
+
+runMain(async () => {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      nets: { type: "string" },
+      quick: { type: "boolean" },
+      seed: { type: "string" },
+      out: { type: "string" },
+      "data-dir": { type: "string" },
+      device: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(HELP);
+  const quick = values.quick ?? false;
+  const summary = await runZoo({
+    nets: values.nets?.split(",").map((s) => s.trim()),
+    quick,
+    seed: numberFlag("seed", values.seed, 0, { integer: true, min: 0 }),
+    outDir: values.out ?? (quick ? "out/zoo-quick" : "out/zoo"),
+    dataDir: values["data-dir"],
+    device: choiceFlag("device", values.device, ["cpu", "cuda", "auto"] as const, "cpu"),
+  });
+  console.log("net    wna 1k  study 1k   wna 60k  study 60k");
+  for (const e of summary.nets) {
+    console.log(
+      `${e.id.padEnd(6)} ${(e.accuracy1k?.toFixed(2) ?? "-").padStart(7)} ${
+        e.reference1k.toFixed(2).padStart(9)
+      } ${(e.accuracy60k?.toFixed(2) ?? "-").padStart(9)} ${
+        e.reference60k.toFixed(2).padStart(10)
+      }`,
+    );
+  }
+});
