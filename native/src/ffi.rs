@@ -652,6 +652,29 @@ pub unsafe extern "C" fn wna_fgsm(
     })
 }
 
+/// Augments `n` 28x28 images with `options` = `{transforms, seed, epoch}` (see `augment`).
+#[no_mangle]
+pub unsafe extern "C" fn wna_augment(
+    pixels: *const f32,
+    n_values: usize,
+    options: *const u8,
+    options_len: usize,
+    out: *mut f32,
+    out_len: usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let px = slice(pixels, n_values, "images")?;
+        let o: options::AugmentOptions =
+            options::parse(text(options, options_len, "options")?, "augment")?;
+        let out = slice_mut(out, out_len, "augmented images")?;
+        model::check_images("augment", px)?;
+        let images = crate::augment::augment(px, 28, 28, &o.transforms, o.seed, o.epoch)?;
+        copy_out(out, &images, "augmented images")
+    })
+}
+
 /// Deliberately panics: lets the tests prove a panic becomes an error, not a crash.
 #[no_mangle]
 pub unsafe extern "C" fn wna_debug_panic(err: *mut u8, err_cap: usize) -> i32 {

@@ -2,6 +2,7 @@
 //! exported through a C ABI for Deno (see `ffi.rs`).
 
 pub mod arrays;
+pub mod augment;
 pub mod error;
 pub mod ffi;
 pub mod grad;

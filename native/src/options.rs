@@ -238,3 +238,14 @@ impl ClassifyOptions {
         })
     }
 }
+
+/// `augment`'s options: the transforms in order, and the seed and epoch that key the draws.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AugmentOptions {
+    pub transforms: Vec<crate::augment::Transform>,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub epoch: u64,
+}
