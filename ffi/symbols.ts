@@ -126,6 +126,13 @@ export const symbols = {
     parameters: ["u64", "buffer", "usize", "buffer", "usize", "buffer", "usize"],
     result: "i32",
   },
+  /** (pixels: *const f32, n: usize, options: *const u8, options_len: usize, out: *mut f32,
+   *  out_len: usize, err, err_cap) */
+  wna_augment: {
+    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
   /** (templates: *const f32, classes: usize, pixels: *const f32, n: usize,
    *  centre: *const f32 (nullable), centre_len: usize, out: *mut f32, out_len: usize, err, cap) */
   wna_template_scores: {
