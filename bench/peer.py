@@ -73,9 +73,45 @@ def sync(job):
         torch.cuda.synchronize()
 
 
+def from_spec(spec):
+    """A wna network spec (ffi/spec.ts) as an nn.Sequential: the same layers, PyTorch's own."""
+    layers, shape = [], [1, 28, 28]
+    acts = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "mish": nn.Mish}
+    for l in spec["layers"]:
+        kind = l["kind"]
+        if kind == "conv2d":
+            k, s, p = l["kernel"], l.get("stride", 1), l.get("padding", 0)
+            layers.append(nn.Conv2d(shape[0], l["out"], k, s, p, bias=l.get("bias", True)))
+            shape = [l["out"]] + [(d + 2 * p - k) // s + 1 for d in shape[1:]]
+        elif kind == "batch_norm":
+            layers.append((nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(shape[0]))
+        elif kind in ("max_pool", "avg_pool"):
+            size = l["size"]
+            layers.append(nn.MaxPool2d(size) if kind == "max_pool" else nn.AvgPool2d(size))
+            shape = [shape[0]] + [d // size for d in shape[1:]]
+        elif kind == "flatten":
+            layers.append(nn.Flatten())
+            shape = [int(np.prod(shape))]
+        elif kind == "linear":
+            layers.append(nn.Linear(shape[0], l["out"], bias=l.get("bias", True)))
+            shape = [l["out"]]
+        elif kind == "dropout":
+            layers.append(nn.Dropout(l.get("p", 0.5)))
+        elif kind == "leaky_relu":
+            layers.append(nn.LeakyReLU(l.get("slope", 0.01)))
+        elif kind in acts:
+            layers.append(acts[kind]())
+        else:
+            raise ValueError(f"peer: layer kind {kind} is not in the bench's spec builder")
+    return nn.Sequential(*layers)
+
+
 def build(job, train=False):
     """The job's network on its device; `torch.compile`d when the job asks (GPU runs)."""
-    model = {"smaller": Smaller, "larger": Larger}[job["model"]]().to(device(job))
+    if "spec" in job:
+        model = from_spec(job["spec"]).to(device(job))
+    else:
+        model = {"smaller": Smaller, "larger": Larger}[job["model"]]().to(device(job))
     model.train(train)
     return torch.compile(model) if job.get("compile") else model
 
@@ -89,7 +125,12 @@ def train_epoch(job):
     labels = torch.from_numpy(np.load(job["labels"]).astype(np.int64)).to(dev)
     x_all = ((torch.from_numpy(images) - job["mean"]) / job["std"]).to(dev)
     model = build(job, train=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    lr, wd = job.get("lr", 2e-3), job.get("weightDecay", 1e-4)
+    opt = {
+        "adam": lambda: torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd),
+        "sgd": lambda: torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd),
+        "adadelta": lambda: torch.optim.Adadelta(model.parameters(), lr=lr, weight_decay=wd),
+    }[job.get("optimizer", "adam")]()
     order = torch.randperm(len(labels))
     batch = job["batchSize"]
 

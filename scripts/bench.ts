@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { loadDataset } from "../data/datasets.ts";
+import { ZOO_NETS, ZOO_SCHEDULE } from "../lib/zoo/nets.ts";
 import { Model } from "../ffi/model.ts";
 import { nativeVersion } from "../ffi/native.ts";
 import { runMain } from "../lib/cli.ts";
@@ -142,6 +143,34 @@ runMain(async () => {
       images: `${cache}/images.npy`,
       labels: `${cache}/labels.npy`,
       batchSize: 128,
+    });
+  }
+  // 1b. One training epoch of zoo nets 2 (MLP, batch norm) and 11.1 (CNN, BN2d, avg pool), with
+  // the zoo's schedule: batch 64, constant learning rate, no weight decay.
+  for (const id of ["2", "11.1"]) {
+    const net = ZOO_NETS.find((n) => n.id === id)!;
+    using m = Model.create(net.spec, { seed: 0, mean, std });
+    const batchSize = ZOO_SCHEDULE.batchSize;
+    const s = await timed(() =>
+      m.trainEpoch(train.images, train.labels, {
+        totalSteps: Math.ceil(train.count / batchSize),
+        epoch: 0,
+        batchSize,
+        lrMax: net.lr,
+        lrMin: net.lr,
+        weightDecay: 0,
+        optimizer: net.optimizer,
+      })
+    );
+    await report("train epoch", `zoo ${id}`, train.count / s, {
+      task: "train",
+      spec: net.spec,
+      images: `${cache}/images.npy`,
+      labels: `${cache}/labels.npy`,
+      batchSize,
+      optimizer: net.optimizer,
+      lr: net.lr,
+      weightDecay: 0,
     });
   }
   for (const name of ["smaller", "larger"] as const) {
