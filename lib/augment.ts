@@ -9,7 +9,7 @@ import { augmentImages, type Transform } from "../ffi/augment.ts";
 import { type Figure, mapsSvg, type Table, writeFigure, writeReport } from "./figures.ts";
 import { writeJsonAtomic } from "./files.ts";
 import { Plot, plotSvg } from "./plots.ts";
-import { trainNet } from "./zoo/train_net.ts";
+import { readStoredRun, round2, signed, trainNet } from "./zoo/train_net.ts";
 import { ZOO_NETS, ZOO_SCHEDULE } from "./zoo/nets.ts";
 
 /** A transform of the study: torchvision's, written as wna's. */
@@ -149,8 +149,8 @@ export async function runAugment(options: AugmentOptions = {}): Promise<AugmentE
         k++;
         const key = `${t.id}-net${net.id}-s${seed}`;
         const path = `${outDir}/runs/${key}.json`;
-        const stored = await Deno.readTextFile(path).then(JSON.parse).catch(() => undefined);
-        if (stored?.images === images && stored?.epochs === epochs) {
+        const stored = await readStoredRun<{ accuracy: number }>(path, { images, epochs });
+        if (stored) {
           accuracy.set(key, stored.accuracy);
           continue;
         }
@@ -237,8 +237,6 @@ const std = (xs: number[]) => {
   const m = mean(xs);
   return xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
 };
-const round2 = (x: number) => Math.round(100 * x) / 100;
-const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(2)}`;
 
 /** Ten training images, then ten draws of each transform applied to them. */
 async function sampleGrid(train: Dataset): Promise<Figure> {

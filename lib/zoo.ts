@@ -9,7 +9,7 @@ import { saveCheckpoint } from "./checkpoint.ts";
 import { type Figure, type Table, writeFigure, writeReport } from "./figures.ts";
 import { writeFileAtomic, writeJsonAtomic } from "./files.ts";
 import { Plot, plotSvg } from "./plots.ts";
-import { type StudyEpoch, trainNet } from "./zoo/train_net.ts";
+import { readStoredRun, round2, signed, type StudyEpoch, trainNet } from "./zoo/train_net.ts";
 import { ZOO_NETS, ZOO_SCHEDULE, type ZooNet } from "./zoo/nets.ts";
 
 /** The two training-set sizes of the study. */
@@ -96,21 +96,6 @@ function pick(ids: string[] | undefined, quick: boolean): ZooNet[] {
   });
 }
 
-/** A stored run, if it was made with the same schedule and seed. */
-async function storedRun(
-  path: string,
-  want: Pick<ZooRun, "images" | "epochs" | "seed">,
-): Promise<ZooRun | undefined> {
-  try {
-    const run = JSON.parse(await Deno.readTextFile(path)) as ZooRun;
-    return run.images === want.images && run.epochs === want.epochs && run.seed === want.seed
-      ? run
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Runs (or resumes) the study and writes `summary.json`, `summary.csv`, the figures and
  * `report.html` under `outDir`.
@@ -153,10 +138,12 @@ export async function runZoo(options: ZooOptions = {}): Promise<ZooSummary> {
   ];
   const t0 = performance.now();
   let trained = 0;
+  const summarise = () =>
+    writeSummary({ nets, runs, plan, seed, quick, outDir, testCount: test.count, trained });
   for (const [k, { net, size }] of jobs.entries()) {
     const key = `${net.id}-${size}`;
     const want = { images: plan.images[size], epochs: plan.epochs[size], seed };
-    const stored = await storedRun(`${outDir}/runs/${key}.json`, want);
+    const stored = await readStoredRun<ZooRun>(`${outDir}/runs/${key}.json`, want);
     if (stored) {
       runs.set(key, stored);
       log(`[${k + 1}/${jobs.length}] net ${net.id} on ${size}: done before, kept`);
@@ -200,16 +187,7 @@ export async function runZoo(options: ZooOptions = {}): Promise<ZooSummary> {
       await writeJsonAtomic(`${outDir}/runs/${key}.json`, run);
       runs.set(key, run);
       trained++;
-      await writeSummary({
-        nets,
-        runs,
-        plan,
-        seed,
-        quick,
-        outDir,
-        testCount: test.count,
-        trained,
-      });
+      await summarise();
       const elapsed = (performance.now() - t0) / 1000;
       log(
         `[${k + 1}/${jobs.length}] net ${net.id} on ${size}: ${
@@ -221,16 +199,7 @@ export async function runZoo(options: ZooOptions = {}): Promise<ZooSummary> {
     }
   }
 
-  return await writeSummary({
-    nets,
-    runs,
-    plan,
-    seed,
-    quick,
-    outDir,
-    testCount: test.count,
-    trained,
-  });
+  return await summarise();
 }
 
 /** Writes the summary, CSV, figures and report of the runs finished so far. */
@@ -313,8 +282,6 @@ async function writeSummary(
   return summary;
 }
 
-const round2 = (x: number) => Math.round(100 * x) / 100;
-
 /** Multiply-adds of one forward pass, to order the 60k runs from the cheapest. */
 export function forwardMacs(net: ZooNet): number {
   let [c, h, w] = [1, 28, 28];
@@ -342,10 +309,6 @@ export function forwardMacs(net: ZooNet): number {
 
 const fmt = (x: number | null) => x === null ? "pending" : x.toFixed(2);
 const diff = (x: number | null, ref: number) => x === null ? "" : signed(x - ref);
-
-function signed(x: number): string {
-  return `${x >= 0 ? "+" : ""}${x.toFixed(2)}`;
-}
 
 /** The CSV of the summary, one net per line. */
 export function zooCsv(entries: ZooEntry[]): string {

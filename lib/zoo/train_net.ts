@@ -105,3 +105,28 @@ export async function trainNet(
     throw e;
   }
 }
+
+/**
+ * A finished run stored as JSON, if it was made with the same settings (`want`'s fields all
+ * equal); otherwise (absent, unreadable, other settings) undefined, and the run is redone.
+ * @param path the run's JSON file
+ * @param want the settings the stored run must match
+ * @returns the stored run, or undefined
+ */
+export async function readStoredRun<T>(
+  path: string,
+  want: Record<string, unknown>,
+): Promise<T | undefined> {
+  try {
+    const run = JSON.parse(await Deno.readTextFile(path));
+    return Object.entries(want).every(([k, v]) => run?.[k] === v) ? run as T : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A percentage rounded to two decimals, as the study tables print it. */
+export const round2 = (x: number): number => Math.round(100 * x) / 100;
+
+/** A difference in points with its sign: "+1.25", "-0.40". */
+export const signed = (x: number): string => `${x >= 0 ? "+" : ""}${x.toFixed(2)}`;
