@@ -266,14 +266,8 @@ pub unsafe extern "C" fn wna_model_io(
                 ),
             },
             (_, _) => {
-                let mut o = crate::optim::Optimizer::new(
-                    Kind::Adam {
-                        beta1: 0.9,
-                        beta2: 0.999,
-                        eps: 1e-8,
-                    },
-                    0.0,
-                );
+                // `load` sets the kind the file records.
+                let mut o = crate::optim::Optimizer::new(Kind::ADAM, 0.0);
                 o.load(path, &m.device.clone())?;
                 m.optimizer = Some(o);
                 Ok(())

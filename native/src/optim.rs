@@ -44,6 +44,18 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// PyTorch's defaults for each optimiser, defined once here.
+    pub const ADAM: Self = Self::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
+    pub const SGD_MOMENTUM: f64 = 0.9;
+    pub const ADADELTA: Self = Self::Adadelta {
+        rho: 0.9,
+        eps: 1e-6,
+    };
+
     /// The code stored with the state, so `--resume` knows which optimiser wrote it.
     fn code(self) -> f64 {
         match self {
@@ -239,19 +251,12 @@ impl Optimizer {
             None => -1.0,
         };
         self.kind = match code {
-            0.0 => Kind::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
+            0.0 => Kind::ADAM,
             1.0 => Kind::Sgd {
-                momentum: 0.9,
+                momentum: Kind::SGD_MOMENTUM,
                 nesterov: false,
             },
-            2.0 => Kind::Adadelta {
-                rho: 0.9,
-                eps: 1e-6,
-            },
+            2.0 => Kind::ADADELTA,
             _ => self.kind,
         };
         self.state.clear();

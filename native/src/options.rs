@@ -99,19 +99,12 @@ pub struct TrainOptions {
 impl TrainOptions {
     pub fn config(&self) -> TrainConfig {
         let optimizer = match self.optimizer.unwrap_or(OptimizerName::Adam) {
-            OptimizerName::Adam => Kind::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
+            OptimizerName::Adam => Kind::ADAM,
             OptimizerName::Sgd => Kind::Sgd {
-                momentum: self.momentum.unwrap_or(0.9),
+                momentum: self.momentum.unwrap_or(Kind::SGD_MOMENTUM),
                 nesterov: self.nesterov.unwrap_or(false),
             },
-            OptimizerName::Adadelta => Kind::Adadelta {
-                rho: 0.9,
-                eps: 1e-6,
-            },
+            OptimizerName::Adadelta => Kind::ADADELTA,
         };
         TrainConfig {
             batch_size: self.batch_size.unwrap_or(128),

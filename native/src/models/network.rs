@@ -124,23 +124,7 @@ impl Network {
                     dropouts += 1;
                     Op::Dropout(Dropout::new(*p, dropouts))
                 }
-                LayerSpec::Relu { .. } => {
-                    // Fuse into a batch norm just before it that nothing taps.
-                    if let Some(Step {
-                        op: Op::BatchNorm(_, relu @ false),
-                        tap: None,
-                    }) = steps.last_mut()
-                    {
-                        *relu = true;
-                        steps.last_mut().expect("just matched").tap = tap.clone();
-                        if let Some(name) = &tap {
-                            layers.push(info(name, shape, rf));
-                        }
-                        input = shape;
-                        continue;
-                    }
-                    Op::Activation(Activation::Relu)
-                }
+                LayerSpec::Relu { .. } => Op::Activation(Activation::Relu),
                 LayerSpec::Sigmoid { .. } => Op::Activation(Activation::Sigmoid),
                 LayerSpec::Tanh { .. } => Op::Activation(Activation::Tanh),
                 LayerSpec::LeakyRelu { slope, .. } => Op::Activation(Activation::LeakyRelu(*slope)),
@@ -157,7 +141,20 @@ impl Network {
             if let Some(name) = &tap {
                 layers.push(info(name, shape, rf));
             }
-            steps.push(Step { op, tap });
+            // A ReLU right after a batch norm that nothing taps runs inside the batch norm.
+            match (&op, steps.last_mut()) {
+                (
+                    Op::Activation(Activation::Relu),
+                    Some(Step {
+                        op: Op::BatchNorm(_, relu @ false),
+                        tap: last_tap @ None,
+                    }),
+                ) => {
+                    *relu = true;
+                    *last_tap = tap;
+                }
+                _ => steps.push(Step { op, tap }),
+            }
             input = shape;
         }
         if layers.last().is_none_or(|l| l.name != "logits") {
