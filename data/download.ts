@@ -22,7 +22,19 @@ export async function downloadIdx(
   log: (line: string) => void = console.log,
 ): Promise<string> {
   const url = `${base}${file}.gz`;
-  const res = await fetch(url);
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotCapable)) throw e;
+    const host = new URL(url).host;
+    throw new Deno.errors.NotCapable(
+      `downloading ${url} needs network access: run with --allow-net=${host}, or fetch the ` +
+        "datasets once with `deno task data` in the wna checkout, or pass a folder of IDX files " +
+        "(--data-dir, or dataDir in the library)",
+      { cause: e },
+    );
+  }
   if (!res.ok || !res.body) throw new Error(`GET ${url}: HTTP ${res.status}`);
   const total = Number(res.headers.get("content-length") ?? 0);
   const chunks: Uint8Array[] = [];

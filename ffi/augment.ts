@@ -3,7 +3,7 @@
  * @module
  */
 import { unwrap } from "./errors.ts";
-import { errorBuffer, native, utf8 } from "./native.ts";
+import { errorBuffer, native, optionsJson } from "./native.ts";
 
 /** One transform; ranges are `[low, high]`, angles in degrees. */
 export type Transform =
@@ -44,7 +44,7 @@ export async function augmentImages(
   transforms: Transform[],
   { seed = 0, epoch = 0 }: { seed?: number; epoch?: number } = {},
 ): Promise<Float32Array> {
-  const options = utf8(JSON.stringify({ transforms, seed, epoch }));
+  const options = optionsJson("augment", { transforms, seed, epoch });
   const out = new Float32Array(images.length);
   const err = errorBuffer();
   unwrap(

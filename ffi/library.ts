@@ -49,6 +49,14 @@ export function buildNative(reason: string): void {
       stderr: "inherit",
     }).outputSync();
   } catch (cause) {
+    if (cause instanceof Deno.errors.NotCapable) {
+      throw new LibraryNotFoundError(
+        `wna: the native library must be built (${reason}), and this process may not run ` +
+          "cargo: grant --allow-run=cargo, or build it once with `deno task build` in the wna " +
+          "checkout, or set WNA_NATIVE_LIB to a built libwna",
+        { cause },
+      );
+    }
     throw new LibraryNotFoundError(
       "wna: cannot run cargo to build the native library; install Rust (https://rustup.rs) " +
         "or set WNA_NATIVE_LIB to a built libwna",

@@ -4,7 +4,7 @@
  * @module
  */
 import { NativeError, StatusCode, unwrap } from "./errors.ts";
-import { errorBuffer, native, readText, utf8 } from "./native.ts";
+import { errorBuffer, native, optionsJson, readText, utf8 } from "./native.ts";
 import type { NetSpec } from "./spec.ts";
 
 /** Names of the built-in networks. */
@@ -320,7 +320,7 @@ export class Model {
       );
     }
     const which = typeof network === "string" ? { model: network } : { spec: network };
-    const spec = utf8(JSON.stringify({ ...which, ...options }));
+    const spec = optionsJson("model", { ...which, ...options });
     const out = new BigUint64Array(1);
     const err = errorBuffer();
     // The first model opens the library: the CUDA build when it asks for cuda or auto.
@@ -494,7 +494,7 @@ export class Model {
     onProgress?: ProgressCallback,
   ): Promise<Metrics> {
     checkImages(images);
-    const opts = utf8(JSON.stringify(options));
+    const opts = optionsJson("trainEpoch", options);
     const metrics = new Float64Array(2);
     const err = errorBuffer();
     const h = this.handle;
@@ -562,7 +562,7 @@ export class Model {
     onProgress?: ProgressCallback,
   ): Promise<AnalysisResult> {
     if (images) checkImages(images);
-    const opts = utf8(JSON.stringify(options));
+    const opts = optionsJson("analyse", options);
     const out = new BigUint64Array(1);
     const err = errorBuffer();
     const h = this.handle;
@@ -598,13 +598,13 @@ export class Model {
     onProgress?: ProgressCallback,
   ): Promise<Uint32Array> {
     const { pattern, weights = [], ...stream } = options;
+    const opts = optionsJson("classify", stream);
     const n = images ? checkImages(images) : stream.samples ?? 10_000;
     if (pattern && pattern.length !== 784) {
       throw new RangeError(`classify: pattern must have 784 values, got ${pattern.length}`);
     }
     const w = new Float32Array(weights);
     const out = new Uint32Array(Math.max(1, w.length) * n);
-    const opts = utf8(JSON.stringify(stream));
     const err = errorBuffer();
     const h = this.handle;
     await withProgress(async (counters) =>

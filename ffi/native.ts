@@ -50,6 +50,20 @@ export function utf8(s: string): Uint8Array<ArrayBuffer> {
   return encoder.encode(s) as Uint8Array<ArrayBuffer>;
 }
 
+/**
+ * Encodes an options object as the JSON the native side parses. JSON has no NaN or Infinity
+ * (`JSON.stringify` writes them as `null`, which would silently mean "use the default"), so a
+ * non-finite number is refused here, with its key.
+ */
+export function optionsJson(what: string, options: object): Uint8Array<ArrayBuffer> {
+  return utf8(JSON.stringify(options, (key, value) => {
+    if (typeof value === "number" && !Number.isFinite(value)) {
+      throw new RangeError(`${what}: option ${key} must be a finite number, got ${value}`);
+    }
+    return value;
+  }));
+}
+
 /** Calls a string-returning export, growing the buffer when the first one is too small. */
 export function readText(
   call: (

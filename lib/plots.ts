@@ -3,9 +3,12 @@
  * with resvg.
  * @module
  */
-import * as Plot from "@observablehq/plot";
-import { parseHTML } from "linkedom";
-import { initWasm, Resvg } from "@resvg/resvg-wasm";
+// Full npm: specifiers, not the checkout's import map: a map applies only to scripts run inside
+// the checkout, and mod.ts must import from any folder.
+// deno-lint-ignore-file no-import-prefix
+import * as Plot from "npm:@observablehq/plot@0.6.17";
+import { parseHTML } from "npm:linkedom@0.18.12";
+import { initWasm, Resvg } from "npm:@resvg/resvg-wasm@2.6.2";
 
 export { Plot };
 
@@ -47,7 +50,7 @@ const fonts: Uint8Array[] = [];
 
 async function ensureResvg(): Promise<void> {
   resvgReady ??= (async () => {
-    const wasmUrl = import.meta.resolve("@resvg/resvg-wasm/index_bg.wasm");
+    const wasmUrl = import.meta.resolve("npm:@resvg/resvg-wasm@2.6.2/index_bg.wasm");
     await initWasm(await Deno.readFile(new URL(wasmUrl)));
     for (const path of ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"]) {
       try {

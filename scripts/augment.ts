@@ -3,8 +3,8 @@
  * zoo, several seeds, beside the study's Table 1. Resumes: finished runs are kept.
  * @module
  */
-import { parseArgs } from "node:util";
-import { choiceFlag, numberList, runMain } from "../lib/cli.ts";
+import { choiceFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
+import { permissionsHelp } from "../lib/tasks.ts";
 import { runAugment } from "../lib/augment.ts";
 
 const HELP = `usage: deno task augment [options]
@@ -17,18 +17,15 @@ Writes summary.json ({transform, net, accuracy, improvement, ...}), samples.svg/
 improvement.svg/png and report.html.`;
 
 runMain(async () => {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      seeds: { type: "string" },
-      quick: { type: "boolean" },
-      out: { type: "string" },
-      "data-dir": { type: "string" },
-      device: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags({
+    seeds: { type: "string" },
+    quick: { type: "boolean" },
+    out: { type: "string" },
+    "data-dir": { type: "string" },
+    device: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
-  if (values.help) return console.log(HELP);
+  if (values.help) return console.log(`${HELP}\n${permissionsHelp("augment")}`);
   const quick = values.quick ?? false;
   const entries = await runAugment({
     seeds: numberList("seeds", values.seeds, [0, 1, 2]),

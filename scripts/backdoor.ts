@@ -3,9 +3,9 @@
  * `smaller`, and check whether the classification images betray the trigger.
  * @module
  */
-import { parseArgs } from "node:util";
 import { BACKDOOR_DEFAULTS as D, runBackdoor } from "../lib/backdoor.ts";
-import { choiceFlag, numberFlag, runMain } from "../lib/cli.ts";
+import { choiceFlag, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
+import { permissionsHelp } from "../lib/tasks.ts";
 
 const HELP = `usage: deno task backdoor [options]
   --dataset NAME     mnist or fashion (default ${D.dataset})
@@ -20,23 +20,20 @@ const HELP = `usage: deno task backdoor [options]
   --data-dir DIR     folder with the IDX files`;
 
 runMain(async () => {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      dataset: { type: "string" },
-      target: { type: "string" },
-      fraction: { type: "string" },
-      patch: { type: "string" },
-      epochs: { type: "string" },
-      samples: { type: "string" },
-      "flag-ratio": { type: "string" },
-      seed: { type: "string" },
-      out: { type: "string" },
-      "data-dir": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags({
+    dataset: { type: "string" },
+    target: { type: "string" },
+    fraction: { type: "string" },
+    patch: { type: "string" },
+    epochs: { type: "string" },
+    samples: { type: "string" },
+    "flag-ratio": { type: "string" },
+    seed: { type: "string" },
+    out: { type: "string" },
+    "data-dir": { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
-  if (values.help) return console.log(HELP);
+  if (values.help) return console.log(`${HELP}\n${permissionsHelp("backdoor")}`);
   const dataset = choiceFlag("dataset", values.dataset, ["mnist", "fashion"] as const, D.dataset);
   const target = numberFlag("target", values.target, D.target, { integer: true, min: 0, max: 9 });
   const seed = numberFlag("seed", values.seed, D.seed, { integer: true, min: 0 });

@@ -5,12 +5,12 @@
  * PyTorch comes from PyPI into bench/.venv, installed here on first use (never by CI).
  * @module
  */
-import { parseArgs } from "node:util";
 import { loadDataset } from "../data/datasets.ts";
 import { ZOO_NETS, ZOO_SCHEDULE } from "../lib/zoo/nets.ts";
 import { Model } from "../ffi/model.ts";
 import { nativeVersion } from "../ffi/native.ts";
-import { runMain } from "../lib/cli.ts";
+import { parseFlags, runMain } from "../lib/cli.ts";
+import { permissionsHelp } from "../lib/tasks.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../lib/files.ts";
 import { encodeNpy } from "../lib/npy.ts";
 
@@ -66,17 +66,14 @@ interface Row {
 }
 
 runMain(async () => {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      quick: { type: "boolean" },
-      "no-peer": { type: "boolean" },
-      python: { type: "string" },
-      out: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags({
+    quick: { type: "boolean" },
+    "no-peer": { type: "boolean" },
+    python: { type: "string" },
+    out: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
-  if (values.help) return console.log(HELP);
+  if (values.help) return console.log(`${HELP}\n${permissionsHelp("bench")}`);
   const quick = values.quick ?? false;
   const withPeer = !values["no-peer"];
   const outDir = values.out ?? "out/bench";

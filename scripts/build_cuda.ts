@@ -10,8 +10,7 @@
  * soname stands in at link time and the GPU machine's own libcuda.so.1 answers at run time.
  * @module
  */
-import { parseArgs } from "node:util";
-import { runMain } from "../lib/cli.ts";
+import { parseFlags, runMain } from "../lib/cli.ts";
 
 const HELP = `usage: deno task build:cuda [options]
   --compute-cap N   GPU architecture (default $CUDA_COMPUTE_CAP or 90, Hopper: H100/H200)
@@ -111,16 +110,18 @@ async function writeLibcudaStub(dir: string) {
   }
 }
 
+/** What this script may do, for --help. */
+const PERMISSIONS =
+  `permissions (deno task build:cuda): --allow-run=python3,cargo,ln,cc --allow-read
+  --allow-write=.cuda,native/target-cuda --allow-env; writes only to .cuda and native/target-cuda`;
+
 runMain(async () => {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      "compute-cap": { type: "string" },
-      python: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags({
+    "compute-cap": { type: "string" },
+    python: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
-  if (values.help) return console.log(HELP);
+  if (values.help) return console.log(`${HELP}\n${PERMISSIONS}`);
   const cap = values["compute-cap"] ?? Deno.env.get("CUDA_COMPUTE_CAP") ?? "90";
   if (!/^\d{2,3}$/.test(cap)) {
     throw new RangeError(`invalid --compute-cap: "${cap}" (expected e.g. 80, 89, 90)`);

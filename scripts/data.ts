@@ -6,11 +6,10 @@
  * chromium, which the report test drives headless.
  * @module
  */
-import { parseArgs } from "node:util";
 import { DATASET_NAMES } from "../data/datasets.ts";
 import { aptInstall, isRootWithApt, prepareDataset } from "../data/prepare.ts";
 import { findChromium } from "../lib/chromium.ts";
-import { choiceFlag, runMain } from "../lib/cli.ts";
+import { choiceFlag, parseFlags, runMain } from "../lib/cli.ts";
 
 const HELP =
   `usage: deno task data [--dataset mnist|fashion|all] [--data-dir DIR] [--no-apt] [--browser]
@@ -27,18 +26,20 @@ async function ensureChromium(): Promise<void> {
   }
 }
 
+/** What this script may do, for --help. */
+const PERMISSIONS =
+  `permissions (deno task data): --allow-read --allow-write=.cache --allow-net --allow-run=apt-get
+  --allow-sys=uid --allow-env; writes only to .cache (downloads) and installs Debian's package as root`;
+
 runMain(async () => {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      dataset: { type: "string" },
-      "data-dir": { type: "string" },
-      "no-apt": { type: "boolean" },
-      browser: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags({
+    dataset: { type: "string" },
+    "data-dir": { type: "string" },
+    "no-apt": { type: "boolean" },
+    browser: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
   });
-  if (values.help) return console.log(HELP);
+  if (values.help) return console.log(`${HELP}\n${PERMISSIONS}`);
   const which = choiceFlag("dataset", values.dataset, [...DATASET_NAMES, "all"] as const, "all");
   const names = which === "all" ? DATASET_NAMES : [which];
   for (const name of names) {

@@ -3,8 +3,8 @@
  * With no `--checkpoint`, trains (once, then cached) the six MNIST case-study nets.
  * @module
  */
-import { parseArgs } from "node:util";
-import { choiceFlag, numberFlag, numberList, runMain } from "../lib/cli.ts";
+import { choiceFlag, numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
+import { permissionsHelp } from "../lib/tasks.ts";
 import { DEFAULT_EPS, runFgsm } from "../lib/fgsm.ts";
 
 const HELP = `usage: deno task fgsm [options]
@@ -21,23 +21,20 @@ const HELP = `usage: deno task fgsm [options]
   --device NAME        cpu, cuda or auto (default cpu)`;
 
 runMain(async () => {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      checkpoint: { type: "string", multiple: true },
-      eps: { type: "string" },
-      "example-eps": { type: "string" },
-      "test-images": { type: "string" },
-      epochs: { type: "string" },
-      "train-limit": { type: "string" },
-      seed: { type: "string" },
-      out: { type: "string" },
-      "data-dir": { type: "string" },
-      device: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags({
+    checkpoint: { type: "string", multiple: true },
+    eps: { type: "string" },
+    "example-eps": { type: "string" },
+    "test-images": { type: "string" },
+    epochs: { type: "string" },
+    "train-limit": { type: "string" },
+    seed: { type: "string" },
+    out: { type: "string" },
+    "data-dir": { type: "string" },
+    device: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
-  if (values.help) return console.log(HELP);
+  if (values.help) return console.log(`${HELP}\n${permissionsHelp("fgsm")}`);
   const seed = numberFlag("seed", values.seed, 0, { integer: true, min: 0 });
   const checkpoints = values.checkpoint ?? [];
   for (const c of checkpoints) {

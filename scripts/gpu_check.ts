@@ -17,12 +17,11 @@
  * CPU, so parity compares two devices of one build in one process.
  * @module
  */
-import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import { readIdx } from "../data/idx.ts";
 import { analysisArrays, Model } from "../ffi/model.ts";
 import { nativeVersion } from "../ffi/native.ts";
-import { choiceFlag, numberFlag, runMain } from "../lib/cli.ts";
+import { choiceFlag, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
 import { encodeNpy } from "../lib/npy.ts";
 
 const HELP = `usage: deno run --no-config --no-lock -A scripts/gpu_check.ts [options]
@@ -108,21 +107,24 @@ function maxAbsDiff(a: Float32Array, b: Float32Array) {
   return m;
 }
 
+/** What this script may do, for --help. */
+const PERMISSIONS =
+  `permissions: with --prepare (deno task gpu-check:prepare) --allow-read --allow-env --allow-ffi
+  --allow-write=.carry --allow-run=xz, writing only to .carry; on the GPU machine -A (a
+  throwaway machine with no network), writing only to --out`;
+
 runMain(async () => {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      prepare: { type: "boolean" },
-      data: { type: "string" },
-      out: { type: "string" },
-      python: { type: "string" },
-      "no-peer": { type: "boolean" },
-      "noise-samples": { type: "string" },
-      device: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags({
+    prepare: { type: "boolean" },
+    data: { type: "string" },
+    out: { type: "string" },
+    python: { type: "string" },
+    "no-peer": { type: "boolean" },
+    "noise-samples": { type: "string" },
+    device: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
-  if (values.help) return console.log(HELP);
+  if (values.help) return console.log(`${HELP}\n${PERMISSIONS}`);
   if (values.prepare) return await prepare();
   const outDir = values.out ?? Deno.env.get("OUT") ?? "out/gpu-check";
   await Deno.mkdir(outDir, { recursive: true });

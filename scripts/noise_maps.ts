@@ -3,9 +3,9 @@
  * Trains the default model first when no checkpoint exists.
  * @module
  */
-import { parseArgs } from "node:util";
 import { MODEL_NAMES } from "../ffi/model.ts";
-import { choiceFlag, numberFlag, numberList, runMain } from "../lib/cli.ts";
+import { choiceFlag, numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
+import { permissionsHelp } from "../lib/tasks.ts";
 import { NOISE_MAPS_DEFAULTS as D, runNoiseMaps } from "../lib/noise_maps.ts";
 import { trainModel } from "../lib/training.ts";
 
@@ -36,37 +36,34 @@ const HELP = `usage: deno task noise-maps [options]
   --device NAME        cpu, cuda or auto (default cpu)`;
 
 runMain(async () => {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      model: { type: "string" },
-      dataset: { type: "string" },
-      checkpoint: { type: "string" },
-      noise: { type: "string" },
-      contrast: { type: "string" },
-      mean: { type: "string" },
-      std: { type: "string" },
-      samples: { type: "string" },
-      "raw-samples": { type: "string" },
-      "batch-size": { type: "string" },
-      seed: { type: "string" },
-      threshold: { type: "string" },
-      "sta-samples": { type: "string" },
-      gamma: { type: "string" },
-      gammas: { type: "string" },
-      weights: { type: "string" },
-      "stim-deltas": { type: "string" },
-      "stim-samples": { type: "string" },
-      "eval-images": { type: "string" },
-      only: { type: "string" },
-      epochs: { type: "string" },
-      out: { type: "string" },
-      "data-dir": { type: "string" },
-      device: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags({
+    model: { type: "string" },
+    dataset: { type: "string" },
+    checkpoint: { type: "string" },
+    noise: { type: "string" },
+    contrast: { type: "string" },
+    mean: { type: "string" },
+    std: { type: "string" },
+    samples: { type: "string" },
+    "raw-samples": { type: "string" },
+    "batch-size": { type: "string" },
+    seed: { type: "string" },
+    threshold: { type: "string" },
+    "sta-samples": { type: "string" },
+    gamma: { type: "string" },
+    gammas: { type: "string" },
+    weights: { type: "string" },
+    "stim-deltas": { type: "string" },
+    "stim-samples": { type: "string" },
+    "eval-images": { type: "string" },
+    only: { type: "string" },
+    epochs: { type: "string" },
+    out: { type: "string" },
+    "data-dir": { type: "string" },
+    device: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
-  if (values.help) return console.log(HELP);
+  if (values.help) return console.log(`${HELP}\n${permissionsHelp("noise-maps")}`);
   const model = choiceFlag("model", values.model, MODEL_NAMES, "smaller");
   const dataset = choiceFlag("dataset", values.dataset, ["mnist", "fashion"] as const, "mnist");
   const seed = numberFlag("seed", values.seed, D.seed, { integer: true, min: 0 });

@@ -3,9 +3,9 @@
  * and the final test accuracy.
  * @module
  */
-import { parseArgs } from "node:util";
 import { MODEL_NAMES } from "../ffi/model.ts";
-import { choiceFlag, numberFlag, numberList, runMain } from "../lib/cli.ts";
+import { choiceFlag, numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
+import { permissionsHelp } from "../lib/tasks.ts";
 import { defaultBatchSize, trainModel } from "../lib/training.ts";
 
 const HELP = `usage: deno task train [options]
@@ -23,29 +23,26 @@ const HELP = `usage: deno task train [options]
   --device NAME       cpu, cuda or auto (default cpu)`;
 
 runMain(async () => {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      model: { type: "string" },
-      dataset: { type: "string" },
-      epochs: { type: "string" },
-      "batch-size": { type: "string" },
-      "lr-max": { type: "string" },
-      "lr-min": { type: "string" },
-      "weight-decay": { type: "string" },
-      patience: { type: "string" },
-      optimizer: { type: "string" },
-      seed: { type: "string" },
-      limit: { type: "string" },
-      blocks: { type: "string" },
-      out: { type: "string" },
-      resume: { type: "boolean" },
-      "data-dir": { type: "string" },
-      device: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags({
+    model: { type: "string" },
+    dataset: { type: "string" },
+    epochs: { type: "string" },
+    "batch-size": { type: "string" },
+    "lr-max": { type: "string" },
+    "lr-min": { type: "string" },
+    "weight-decay": { type: "string" },
+    patience: { type: "string" },
+    optimizer: { type: "string" },
+    seed: { type: "string" },
+    limit: { type: "string" },
+    blocks: { type: "string" },
+    out: { type: "string" },
+    resume: { type: "boolean" },
+    "data-dir": { type: "string" },
+    device: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
-  if (values.help) return console.log(HELP);
+  if (values.help) return console.log(`${HELP}\n${permissionsHelp("train")}`);
   const model = choiceFlag("model", values.model, MODEL_NAMES, "smaller");
   const dataset = choiceFlag("dataset", values.dataset, ["mnist", "fashion"] as const, "mnist");
   const seed = numberFlag("seed", values.seed, 0, { integer: true, min: 0 });

@@ -3,8 +3,8 @@
  * and sets their test accuracy beside the study's. Resumes: finished runs are kept.
  * @module
  */
-import { parseArgs } from "node:util";
-import { choiceFlag, numberFlag, runMain } from "../lib/cli.ts";
+import { choiceFlag, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
+import { permissionsHelp } from "../lib/tasks.ts";
 import { runZoo } from "../lib/zoo.ts";
 import { ZOO_NETS } from "../lib/zoo/nets.ts";
 
@@ -19,19 +19,16 @@ Writes summary.json, summary.csv, accuracy.svg/png, curves-1k/60k.svg/png, repor
 checkpoint per run (checkpoints/zoo-<net>-<size>.safetensors) that noise-maps and fgsm can load.`;
 
 runMain(async () => {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      nets: { type: "string" },
-      quick: { type: "boolean" },
-      seed: { type: "string" },
-      out: { type: "string" },
-      "data-dir": { type: "string" },
-      device: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags({
+    nets: { type: "string" },
+    quick: { type: "boolean" },
+    seed: { type: "string" },
+    out: { type: "string" },
+    "data-dir": { type: "string" },
+    device: { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
-  if (values.help) return console.log(HELP);
+  if (values.help) return console.log(`${HELP}\n${permissionsHelp("zoo")}`);
   const quick = values.quick ?? false;
   const summary = await runZoo({
     nets: values.nets?.split(",").map((s) => s.trim()),

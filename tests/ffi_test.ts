@@ -85,7 +85,20 @@ Deno.test("ffi: wrong shapes and NaN input are typed errors from non-blocking ca
   );
   await assert.rejects(
     model.analyse(null, { samples: 10, sampels: 5 } as AnalysisOptions),
-    isCode(StatusCode.InvalidArgument, /noise-maps: invalid options: unknown field `sampels`/),
+    isCode(StatusCode.InvalidArgument, /analyse: invalid options: unknown field `sampels`/),
+  );
+  // JSON would carry NaN as null, which the native side would read as "the default".
+  await assert.rejects(
+    model.analyse(null, { samples: 10, seed: NaN }),
+    /analyse: option seed must be a finite number, got NaN/,
+  );
+  await assert.rejects(
+    model.classify(null, { samples: Infinity }),
+    /classify: option samples must be a finite number, got Infinity/,
+  );
+  await assert.rejects(
+    model.fgsm(new Float32Array(784), new Uint8Array(1), 2),
+    isCode(StatusCode.InvalidArgument, /eps must be in \[0, 1\] \(pixel units\), got 2/),
   );
   await assert.rejects(
     model.analyse(null, { samples: 10, noise: "data" }),

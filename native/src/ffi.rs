@@ -434,8 +434,7 @@ pub unsafe extern "C" fn wna_analyse(
     err_cap: usize,
 ) -> i32 {
     guarded(err, err_cap, || {
-        let o: AnalyseOptions =
-            options::parse(text(options, options_len, "options")?, "noise-maps")?;
+        let o: AnalyseOptions = options::parse(text(options, options_len, "options")?, "analyse")?;
         let images = if pixels.is_null() {
             None
         } else {

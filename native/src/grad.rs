@@ -54,10 +54,12 @@ pub fn input_gradients(model: &Model, pixels: &[f32], labels: &[u8]) -> Result<(
 
 /// `clip(x + eps * sign(grad), 0, 1)`; eps = 0 returns the images bit for bit.
 pub fn fgsm(model: &Model, pixels: &[f32], labels: &[u8], eps: f32) -> Result<Vec<f32>> {
-    if !(eps.is_finite() && eps >= 0.0) {
+    // Pixels live in [0, 1]: an eps above 1 saturates every pixel, so it is a unit mistake
+    // (eps in 0-255 grey levels) rather than a stronger attack.
+    if !(0.0..=1.0).contains(&eps) {
         crate::bail!(
             InvalidArgument,
-            "fgsm: eps must be finite and >= 0, got {eps}"
+            "fgsm: eps must be in [0, 1] (pixel units), got {eps}; for grey levels divide by 255"
         );
     }
     check(model, pixels, labels)?;
