@@ -35,6 +35,17 @@ export {
   templateScores,
 } from "./ffi/model.ts";
 export { nativeVersion } from "./ffi/native.ts";
+export {
+  attribute,
+  type AttributionMethod,
+  type AttributionOptions,
+  type Attributions,
+  type FeatureVis,
+  type FeatureVisOptions,
+  maximiseActivation,
+  type Target,
+} from "./ffi/attribution.ts";
+export { runVisualise, type VisualiseOptions, type VisualiseSummary } from "./lib/visualise.ts";
 export type { LayerSpec, NetSpec } from "./ffi/spec.ts";
 export { loadCheckpoint, saveCheckpoint, type Sidecar } from "./lib/checkpoint.ts";
 export { trainModel, type TrainOptions, type TrainResult } from "./lib/training.ts";

@@ -253,7 +253,8 @@ export interface NdArray {
 /** Called while a long native call runs. */
 export type ProgressCallback = (done: number, total: number) => void;
 
-async function withProgress<T>(
+/** @internal Runs a native call with progress counters polled. */
+export async function withProgress<T>(
   run: (counters: BigUint64Array<ArrayBuffer>) => Promise<T>,
   onProgress?: ProgressCallback,
 ): Promise<T> {
@@ -710,7 +711,8 @@ export class Model {
 }
 
 /** Copies every array out of a native array set, then frees it. */
-function readArrays(handle: bigint): Record<string, NdArray> {
+/** @internal */
+export function readArrays(handle: bigint): Record<string, NdArray> {
   const lib = native();
   try {
     const manifest = JSON.parse(

@@ -72,6 +72,36 @@ export const symbols = {
   },
   /** (handle: u64, pixels: *const f32 (nullable), n: usize, options: *const u8, options_len: usize,
    *  progress: *mut u64, handle_out: *mut u64, err, err_cap) */
+  wna_attribute: {
+    parameters: [
+      "u64",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  wna_visualise: {
+    parameters: [
+      "u64",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
   wna_analyse: {
     parameters: [
       "u64",

@@ -51,6 +51,7 @@ export const TASKS: Record<string, TaskSpec> = {
   zoo: { ...STUDY, script: "scripts/zoo.ts" },
   augment: { ...STUDY, script: "scripts/augment.ts" },
   backdoor: { ...STUDY, script: "scripts/backdoor.ts" },
+  visualise: { ...ANALYSIS, script: "scripts/visualise.ts" },
   bench: {
     script: "scripts/bench.ts",
     ffi: true,

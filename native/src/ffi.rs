@@ -9,7 +9,9 @@
 #![allow(clippy::missing_safety_doc)]
 
 use crate::arrays::Arrays;
+use crate::attribution::{self, AttributionOptions};
 use crate::error::{Code, Error, Result};
+use crate::feature_vis::{self, FeatureVisOptions};
 use crate::grad;
 use crate::model::{self, Model, Stimulation};
 use crate::noise::{self, DataNoise};
@@ -443,6 +445,60 @@ pub unsafe extern "C" fn wna_analyse(
         let arrays = with_model(handle, |m| {
             let cfg = o.config(m)?;
             noise::analyse(m, images, &cfg, Progress::from_ptr(progress))
+        })?;
+        *handle_out = insert(Object::Arrays(arrays));
+        Ok(())
+    })
+}
+
+/// Runs `attribution::attribute` on `n_values / 784` images (options: method, one target per
+/// image, and the method's settings). Returns an array-set handle.
+#[no_mangle]
+pub unsafe extern "C" fn wna_attribute(
+    handle: u64,
+    pixels: *const f32,
+    n_values: usize,
+    options: *const u8,
+    options_len: usize,
+    progress: *mut u64,
+    handle_out: *mut u64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let o: AttributionOptions =
+            options::parse(text(options, options_len, "options")?, "attribute")?;
+        let images = slice(pixels, n_values, "images")?;
+        let arrays = with_model(handle, |m| {
+            attribution::attribute(m, images, &o, Progress::from_ptr(progress))
+        })?;
+        *handle_out = insert(Object::Arrays(arrays));
+        Ok(())
+    })
+}
+
+/// Runs `feature_vis::maximise`; `reference` (may be null) holds images whose best value per
+/// target is reported. Returns an array-set handle.
+#[no_mangle]
+pub unsafe extern "C" fn wna_visualise(
+    handle: u64,
+    reference: *const f32,
+    n_values: usize,
+    options: *const u8,
+    options_len: usize,
+    progress: *mut u64,
+    handle_out: *mut u64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let mut o: FeatureVisOptions =
+            options::parse(text(options, options_len, "options")?, "visualise")?;
+        if !reference.is_null() {
+            o.reference = Some(slice(reference, n_values, "reference images")?.to_vec());
+        }
+        let arrays = with_model(handle, |m| {
+            feature_vis::maximise(m, &o, Progress::from_ptr(progress))
         })?;
         *handle_out = insert(Object::Arrays(arrays));
         Ok(())

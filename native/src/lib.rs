@@ -2,8 +2,10 @@
 //! exported through a C ABI for Deno (see `ffi.rs`).
 
 pub mod arrays;
+pub mod attribution;
 pub mod augment;
 pub mod error;
+pub mod feature_vis;
 pub mod ffi;
 pub mod grad;
 pub mod kernels;
@@ -11,6 +13,7 @@ pub mod layers;
 pub mod model;
 pub mod models;
 pub mod noise;
+pub mod objective;
 pub mod optim;
 pub mod options;
 pub mod philox;
