@@ -7,8 +7,17 @@ const root = new URL("../", import.meta.url).pathname;
 const decoder = new TextDecoder();
 
 async function deno(args: string[], cwd: string) {
-  const out = await new Deno.Command("deno", { args, cwd, stdout: "piped", stderr: "piped" })
-    .output();
+  // As from a fresh shell: `deno task test` sets INIT_CWD, which a nested `deno task` keeps.
+  const env = Deno.env.toObject();
+  delete env.INIT_CWD;
+  const out = await new Deno.Command("deno", {
+    args,
+    cwd,
+    env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
 
