@@ -137,7 +137,8 @@ pub fn path_steps(rule: Rule, n: usize) -> (Vec<f64>, Vec<f64>) {
     }
 }
 
-fn check(model: &Model, pixels: &[f32], o: &AttributionOptions) -> Result<usize> {
+/// Checks the options and compiles the targets.
+fn check(model: &Model, pixels: &[f32], o: &AttributionOptions) -> Result<(usize, Objective)> {
     check_images("attribute", pixels)?;
     let n = pixels.len() / PIXELS;
     if o.targets.len() != n {
@@ -179,8 +180,7 @@ fn check(model: &Model, pixels: &[f32], o: &AttributionOptions) -> Result<usize>
             );
         }
     }
-    let _ = Objective::new(model, &o.targets)?;
-    Ok(n)
+    Ok((n, Objective::new(model, &o.targets)?))
 }
 
 /// Gradients of each row's objective, `internal_batch` rows at a time.
@@ -210,6 +210,29 @@ fn gradients(
     Ok((grads, values))
 }
 
+/// Each row's objective, forward only, `internal_batch` rows at a time.
+fn objective_values(
+    model: &Model,
+    rows: &[f32],
+    objective: &Objective,
+    internal_batch: usize,
+    progress: &Progress,
+) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(rows.len() / PIXELS);
+    for (c, chunk) in rows.chunks(internal_batch * PIXELS).enumerate() {
+        let len = chunk.len() / PIXELS;
+        let x = model.input(chunk)?;
+        out.extend(
+            objective
+                .rows(c * internal_batch, len)?
+                .forward(model, &x)?
+                .to_vec1::<f32>()?,
+        );
+        progress.advance(len as u64);
+    }
+    Ok(out)
+}
+
 /// Attributions of each image's target to its pixels, as arrays: `attributions` `[n, 28, 28]`,
 /// `values` (the objective at the image) and, for integrated gradients, `baselineValues` and
 /// `delta` (sum of attributions minus the objective's change along the path: completeness).
@@ -219,8 +242,7 @@ pub fn attribute(
     o: &AttributionOptions,
     progress: Progress,
 ) -> Result<Arrays> {
-    let n = check(model, pixels, o)?;
-    let objective = Objective::new(model, &o.targets)?;
+    let (n, objective) = check(model, pixels, o)?;
     let mut arrays = Arrays::default();
     match o.method {
         Method::Saliency | Method::GradientXInput => {
@@ -269,10 +291,10 @@ pub fn attribute(
                         .collect()
                 },
             )?;
-            let (_, values) = gradients(model, pixels, &objective, o.internal_batch, &progress)?;
+            let values = objective_values(model, pixels, &objective, o.internal_batch, &progress)?;
             let baselines = baseline.repeat(n);
-            let (_, base_values) =
-                gradients(model, &baselines, &objective, o.internal_batch, &progress)?;
+            let base_values =
+                objective_values(model, &baselines, &objective, o.internal_batch, &progress)?;
             let delta: Vec<f32> = (0..n)
                 .map(|i| {
                     let sum: f64 = attr[i * PIXELS..(i + 1) * PIXELS]
@@ -311,7 +333,7 @@ pub fn attribute(
                 },
                 |_, total| total.iter().map(|t| (t / s as f64) as f32).collect(),
             )?;
-            let (_, values) = gradients(model, pixels, &objective, o.internal_batch, &progress)?;
+            let values = objective_values(model, pixels, &objective, o.internal_batch, &progress)?;
             arrays.insert("attributions", vec![n, 28, 28], attr);
             arrays.insert("values", vec![n], values);
         }

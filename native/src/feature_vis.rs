@@ -155,7 +155,8 @@ fn penalties(img: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((tv, l2))
 }
 
-fn check(model: &Model, o: &FeatureVisOptions) -> Result<()> {
+/// Checks the options and compiles the targets.
+fn check(model: &Model, o: &FeatureVisOptions) -> Result<Objective> {
     if o.targets.is_empty() {
         crate::bail!(InvalidArgument, "visualise: no targets");
     }
@@ -194,17 +195,16 @@ fn check(model: &Model, o: &FeatureVisOptions) -> Result<()> {
     if let Some(r) = &o.reference {
         check_images("visualise reference", r)?;
     }
-    Objective::new(model, &o.targets).map(|_| ())
+    Objective::new(model, &o.targets)
 }
 
 /// Optimises one image per target. Arrays: `images` `[n, 28, 28]` (pixel units), `values` (the
 /// objective at the final image, untransformed), `curve` `[steps]` (the mean objective per step)
 /// and, with reference images, `referenceBest` and `referenceIndex` (each target's best image).
 pub fn maximise(model: &Model, o: &FeatureVisOptions, progress: Progress) -> Result<Arrays> {
-    check(model, o)?;
+    let objective = check(model, o)?;
     let dev = &model.device;
     let n = o.targets.len();
-    let objective = Objective::new(model, &o.targets)?;
     let (basis, lr) = if o.parameterisation == "fourier" {
         (Some(fourier_basis(dev)?), o.lr.unwrap_or(0.5))
     } else {
