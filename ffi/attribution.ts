@@ -3,15 +3,8 @@
  * maximisation, computed natively in batches. Conventions follow Captum.
  * @module
  */
-import { unwrap } from "./errors.ts";
-import {
-  type Model,
-  type NdArray,
-  type ProgressCallback,
-  readArrays,
-  withProgress,
-} from "./model.ts";
-import { errorBuffer, native, optionsJson } from "./native.ts";
+import { arraySetCall, type Model, type NdArray, type ProgressCallback } from "./model.ts";
+import { optionsJson } from "./native.ts";
 
 /**
  * What is differentiated for one image: `sum_c w_c * mean_{y,x} layer[c, y, x]`, with `w` the
@@ -84,25 +77,7 @@ export async function attribute(
       ? {}
       : { baseline: typeof baseline === "number" ? [baseline] : Array.from(baseline) }),
   });
-  const out = new BigUint64Array(1);
-  const err = errorBuffer();
-  const h = model.handle;
-  await withProgress(async (counters) =>
-    unwrap(
-      await native().wna_attribute(
-        h,
-        images,
-        BigInt(images.length),
-        opts,
-        BigInt(opts.length),
-        counters,
-        out,
-        err,
-        BigInt(err.length),
-      ),
-      err,
-    ), onProgress);
-  const raw = readArrays(out[0]);
+  const raw = await arraySetCall("wna_attribute", model.handle, images, opts, onProgress);
   return {
     attributions: raw.attributions,
     values: raw.values,
@@ -156,25 +131,13 @@ export async function maximiseActivation(
   onProgress?: ProgressCallback,
 ): Promise<FeatureVis> {
   const opts = optionsJson("visualise", options);
-  const out = new BigUint64Array(1);
-  const err = errorBuffer();
-  const h = model.handle;
-  await withProgress(async (counters) =>
-    unwrap(
-      await native().wna_visualise(
-        h,
-        reference ?? null,
-        BigInt(reference?.length ?? 0),
-        opts,
-        BigInt(opts.length),
-        counters,
-        out,
-        err,
-        BigInt(err.length),
-      ),
-      err,
-    ), onProgress);
-  const raw = readArrays(out[0]);
+  const raw = await arraySetCall(
+    "wna_visualise",
+    model.handle,
+    reference ?? null,
+    opts,
+    onProgress,
+  );
   return {
     images: raw.images,
     values: raw.values,

@@ -253,8 +253,7 @@ export interface NdArray {
 /** Called while a long native call runs. */
 export type ProgressCallback = (done: number, total: number) => void;
 
-/** @internal Runs a native call with progress counters polled. */
-export async function withProgress<T>(
+async function withProgress<T>(
   run: (counters: BigUint64Array<ArrayBuffer>) => Promise<T>,
   onProgress?: ProgressCallback,
 ): Promise<T> {
@@ -564,25 +563,9 @@ export class Model {
   ): Promise<AnalysisResult> {
     if (images) checkImages(images);
     const opts = optionsJson("analyse", options);
-    const out = new BigUint64Array(1);
-    const err = errorBuffer();
-    const h = this.handle;
-    await withProgress(async (counters) =>
-      unwrap(
-        await native().wna_analyse(
-          h,
-          images,
-          BigInt(images?.length ?? 0),
-          opts,
-          BigInt(opts.length),
-          counters,
-          out,
-          err,
-          BigInt(err.length),
-        ),
-        err,
-      ), onProgress);
-    return toAnalysisResult(readArrays(out[0]));
+    return toAnalysisResult(
+      await arraySetCall("wna_analyse", this.handle, images, opts, onProgress),
+    );
   }
 
   /**
@@ -711,8 +694,7 @@ export class Model {
 }
 
 /** Copies every array out of a native array set, then frees it. */
-/** @internal */
-export function readArrays(handle: bigint): Record<string, NdArray> {
+function readArrays(handle: bigint): Record<string, NdArray> {
   const lib = native();
   try {
     const manifest = JSON.parse(
@@ -779,4 +761,36 @@ export async function templateScores(
     err,
   );
   return out;
+}
+
+/**
+ * @internal Runs one of the exports that stream images (or none) through a model and return an
+ * array set (`handle, pixels, n, options, options_len, progress, out, err, err_cap`), with
+ * progress, and copies its arrays out.
+ */
+export async function arraySetCall(
+  symbol: "wna_analyse" | "wna_attribute" | "wna_visualise",
+  handle: bigint,
+  images: Float32Array | null,
+  options: Uint8Array<ArrayBuffer>,
+  onProgress?: ProgressCallback,
+): Promise<Record<string, NdArray>> {
+  const out = new BigUint64Array(1);
+  const err = errorBuffer();
+  await withProgress(async (counters) =>
+    unwrap(
+      await native()[symbol](
+        handle,
+        images,
+        BigInt(images?.length ?? 0),
+        options,
+        BigInt(options.length),
+        counters,
+        out,
+        err,
+        BigInt(err.length),
+      ),
+      err,
+    ), onProgress);
+  return readArrays(out[0]);
 }

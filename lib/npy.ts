@@ -3,6 +3,7 @@
  * @module
  */
 import { concatBytes, crc32 } from "./_crc32.ts";
+import { writeFileAtomic } from "./files.ts";
 
 type Typed = Float32Array | Float64Array | Int32Array | Uint8Array;
 
@@ -96,4 +97,9 @@ export function encodeNpz(
   ev.setUint32(16, offset, true);
   const parts = [...locals, ...centrals, end];
   return concatBytes(parts);
+}
+
+/** Writes an array to `path` as `.npy`, atomically. */
+export async function writeNpy(path: string, a: { data: Typed; shape: number[] }): Promise<void> {
+  await writeFileAtomic(path, encodeNpy(a.data, a.shape));
 }

@@ -341,3 +341,21 @@ async function writeHistory(history: EpochRecord[], base: string): Promise<void>
   );
   await drawHistory(history, base);
 }
+
+/**
+ * The checkpoint a task analyses when the user names none: the best checkpoint of
+ * `checkpoints/<dataset>-<model>-s<seed>`, trained there first when it does not exist yet.
+ */
+export async function defaultCheckpoint(options: Omit<TrainOptions, "outDir">): Promise<string> {
+  const dir = `checkpoints/${options.dataset}-${options.model}-s${options.seed ?? 0}`;
+  const checkpoint = `${dir}/best.safetensors`;
+  try {
+    await Deno.stat(checkpoint);
+  } catch {
+    console.log(
+      `no checkpoint at ${checkpoint}: training ${options.model} on ${options.dataset} first`,
+    );
+    await trainModel({ ...options, outDir: dir });
+  }
+  return checkpoint;
+}

@@ -10,8 +10,8 @@ import { attribute, maximiseActivation, type Target } from "../ffi/attribution.t
 import type { Model, NdArray } from "../ffi/model.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import { type MapGrid, type Table, writeFigure, writeReport } from "./figures.ts";
-import { writeFileAtomic, writeJsonAtomic } from "./files.ts";
-import { encodeNpy } from "./npy.ts";
+import { writeJsonAtomic } from "./files.ts";
+import { writeNpy } from "./npy.ts";
 import { ProgressBar } from "./progress.ts";
 
 /** The defaults of a run, defined once. */
@@ -69,10 +69,6 @@ function pearson(a: Float32Array, b: Float32Array): number {
   return sab / Math.sqrt(saa * sbb + 1e-30);
 }
 
-async function saveNpy(dir: string, name: string, a: NdArray) {
-  await writeFileAtomic(`${dir}/${name}.npy`, encodeNpy(a.data, a.shape));
-}
-
 function bar(label: string, on: boolean) {
   const b = new ProgressBar(label);
   return on ? (d: number, t: number) => b.update(d, t) : undefined;
@@ -89,7 +85,7 @@ async function attributionsSection(
   images: Float32Array,
   predicted: number[],
   names: string[],
-  o: Required<Pick<VisualiseOptions, "outDir" | "seed" | "progress">>,
+  o: Required<Pick<VisualiseOptions, "outDir" | "seed">>,
 ) {
   const D = VISUALISE_DEFAULTS;
   const targets: Target[] = predicted.map((unit) => ({ layer: "logits", unit }));
@@ -117,9 +113,8 @@ async function attributionsSection(
     });
   }
   for (const [m, [label]] of methods.entries()) {
-    await saveNpy(o.outDir, `attributions-${label.replace(/[^a-z]+/gi, "-").toLowerCase()}`, {
-      ...results[m],
-    });
+    const stem = label.replace(/[^a-z]+/gi, "-").toLowerCase();
+    await writeNpy(`${o.outDir}/attributions-${stem}.npy`, results[m]);
   }
   const grid: MapGrid = {
     kind: "maps",
@@ -169,11 +164,7 @@ export async function runVisualise(options: VisualiseOptions): Promise<Visualise
       const row = Array.from(logits.subarray(i * C, (i + 1) * C));
       return row.indexOf(Math.max(...row));
     });
-    const attrGrid = await attributionsSection(model, images, predicted, names, {
-      outDir,
-      seed,
-      progress,
-    });
+    const attrGrid = await attributionsSection(model, images, predicted, names, { outDir, seed });
 
     // Completeness: IG at many steps on many images, each to its label.
     const m = Math.min(options.completenessImages ?? D.completenessImages, test.labels.length);
@@ -192,7 +183,7 @@ export async function runVisualise(options: VisualiseOptions): Promise<Visualise
       const change = ig.values.data[i] - ig.baselineValues!.data[i];
       igError = Math.max(igError, Math.abs(ig.delta!.data[i]) / Math.max(Math.abs(change), 1e-6));
     }
-    await saveNpy(outDir, "ig-delta", ig.delta!);
+    await writeNpy(`${outDir}/ig-delta.npy`, ig.delta!);
 
     // 2. Activation maximisation: every class logit and every conv channel, one batch.
     const convLayers = model.info().layers.filter((l) => l.kind === "conv");
@@ -208,7 +199,7 @@ export async function runVisualise(options: VisualiseOptions): Promise<Visualise
       test.images,
       bar(`activation maximisation, ${targets.length} units`, progress),
     );
-    await saveNpy(outDir, "feature-images", fv.images);
+    await writeNpy(`${outDir}/feature-images.npy`, fv.images);
     const gains: Record<string, number[]> = {};
     targets.forEach((t, i) => {
       (gains[t.layer] ??= []).push(fv.values.data[i] - fv.referenceBest!.data[i]);
@@ -222,24 +213,24 @@ export async function runVisualise(options: VisualiseOptions): Promise<Visualise
       seed,
       layers: [],
     }, bar("classification images (data noise)", progress));
-    await saveNpy(outDir, "classification-images", noise.classImages);
+    await writeNpy(`${outDir}/classification-images.npy`, noise.classImages);
+    // The maps as departures from the mean stimulus, as the noise-maps report draws them.
     const mean = noise.stimulusMean.data;
-    const correlation = Array.from({ length: C }, (_, c) => {
+    const centred = Array.from({ length: C }, (_, c) => {
       const ci = noise.classImages.data.slice(c * 784, (c + 1) * 784);
       for (let p = 0; p < 784; p++) ci[p] -= mean[p];
-      return noise.counts.data[c] > 0
-        ? pearson(fv.images.data.subarray(c * 784, (c + 1) * 784), ci)
-        : NaN;
+      return ci;
     });
+    const correlation = centred.map((ci, c) =>
+      noise.counts.data[c] > 0 ? pearson(fv.images.data.subarray(c * 784, (c + 1) * 784), ci) : NaN
+    );
 
     // Figures.
     const classPairs = new Float32Array(2 * C * 784);
     const pairTitles: string[] = [];
     for (let c = 0; c < C; c++) {
       classPairs.set(fv.images.data.subarray(c * 784, (c + 1) * 784), 2 * c * 784);
-      const ci = noise.classImages.data.slice(c * 784, (c + 1) * 784);
-      for (let p = 0; p < 784; p++) ci[p] -= mean[p];
-      classPairs.set(ci, (2 * c + 1) * 784);
+      classPairs.set(centred[c], (2 * c + 1) * 784);
       pairTitles.push(`${names[c]}: maximised`, `noise map r=${correlation[c].toFixed(2)}`);
     }
     const pairs: MapGrid = {

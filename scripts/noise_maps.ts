@@ -7,7 +7,7 @@ import { MODEL_NAMES } from "../ffi/model.ts";
 import { choiceFlag, numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { NOISE_MAPS_DEFAULTS as D, runNoiseMaps } from "../lib/noise_maps.ts";
-import { trainModel } from "../lib/training.ts";
+import { defaultCheckpoint } from "../lib/training.ts";
 
 const list = (v: readonly number[]) => v.join(",");
 const HELP = `usage: deno task noise-maps [options]
@@ -109,17 +109,8 @@ runMain(async () => {
   };
   const epochs = whole("epochs", values.epochs, D.epochs);
   // The checkpoint: given, found from an earlier run, or trained now.
-  let checkpoint = values.checkpoint;
-  if (!checkpoint) {
-    const dir = `checkpoints/${dataset}-${model}-s${seed}`;
-    checkpoint = `${dir}/best.safetensors`;
-    try {
-      await Deno.stat(checkpoint);
-    } catch {
-      console.log(`no checkpoint at ${checkpoint}: training ${model} on ${dataset} first`);
-      await trainModel({ model, dataset, seed, outDir: dir, dataDir: run.dataDir, device, epochs });
-    }
-  }
+  const checkpoint = values.checkpoint ??
+    await defaultCheckpoint({ model, dataset, seed, dataDir: run.dataDir, device, epochs });
   const outDir = values.out ?? `out/noise-maps/${dataset}-${model}-${seed}`;
   const summary = await runNoiseMaps({ checkpoint, outDir, ...run });
   console.log(

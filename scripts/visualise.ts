@@ -5,7 +5,7 @@
  */
 import { choiceFlag, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
-import { trainModel } from "../lib/training.ts";
+import { defaultCheckpoint } from "../lib/training.ts";
 import { runVisualise, VISUALISE_DEFAULTS as D } from "../lib/visualise.ts";
 
 const HELP = `usage: deno task visualise [options]
@@ -33,23 +33,8 @@ runMain(async () => {
   if (values.help) return console.log(`${HELP}\n${permissionsHelp("visualise")}`);
   const seed = numberFlag("seed", values.seed, D.seed, { integer: true, min: 0 });
   const dataset = choiceFlag("dataset", values.dataset, ["mnist", "fashion"] as const, "mnist");
-  let checkpoint = values.checkpoint;
-  if (!checkpoint) {
-    const dir = `checkpoints/${dataset}-smaller-s${seed}`;
-    checkpoint = `${dir}/best.safetensors`;
-    try {
-      await Deno.stat(checkpoint);
-    } catch {
-      console.log(`no checkpoint at ${checkpoint}: training smaller on ${dataset} first`);
-      await trainModel({
-        model: "smaller",
-        dataset,
-        seed,
-        outDir: dir,
-        dataDir: values["data-dir"],
-      });
-    }
-  }
+  const checkpoint = values.checkpoint ??
+    await defaultCheckpoint({ model: "smaller", dataset, seed, dataDir: values["data-dir"] });
   const run = checkpoint.split("/").slice(-2, -1)[0] ?? "run";
   await runVisualise({
     checkpoint,

@@ -7,8 +7,7 @@ import type { Dataset } from "../../data/datasets.ts";
 import type { Model, ModelInfo, NdArray, StreamOptions } from "../../ffi/model.ts";
 import type { Figure, MapGrid, Table } from "../figures.ts";
 import { writeFigure } from "../figures.ts";
-import { writeFileAtomic } from "../files.ts";
-import { encodeNpy } from "../npy.ts";
+import { writeNpy } from "../npy.ts";
 
 /** One heading of the report with its figures and tables. */
 export interface Section {
@@ -36,7 +35,7 @@ export interface RunContext {
 
 /** Writes `<outDir>/<name>.npy`. */
 export async function saveNpy(ctx: RunContext, name: string, a: NdArray): Promise<void> {
-  await writeFileAtomic(`${ctx.outDir}/${name}.npy`, encodeNpy(a.data, a.shape));
+  await writeNpy(`${ctx.outDir}/${name}.npy`, a);
 }
 
 /** Writes a figure's SVG and PNG and returns it for the report. */
