@@ -13,6 +13,7 @@ import { type MapGrid, type Table, writeFigure, writeReport } from "./figures.ts
 import { writeJsonAtomic } from "./files.ts";
 import { writeNpy } from "./npy.ts";
 import { ProgressBar } from "./progress.ts";
+import { signed } from "./zoo/train_net.ts";
 
 /** The defaults of a run, defined once. */
 export const VISUALISE_DEFAULTS = {
@@ -264,7 +265,7 @@ export async function runVisualise(options: VisualiseOptions): Promise<Visualise
         height: 28,
         width: 28,
         grey: true,
-        titles: gains[l.name].map((g, c) => `${c}: +${g.toFixed(2)}`),
+        titles: gains[l.name].map((g, c) => `${c}: ${signed(g)}`),
         columns: 16,
       };
       await writeFigure(outDir, grid);
