@@ -9,7 +9,7 @@ import { augmentImages, type Transform } from "../ffi/augment.ts";
 import { type Figure, mapsSvg, type Table, writeFigure, writeReport } from "./figures.ts";
 import { writeJsonAtomic } from "./files.ts";
 import { Plot, plotSvg } from "./plots.ts";
-import { readStoredRun, round2, signed, trainNet } from "./zoo/train_net.ts";
+import { discardPartialRun, readStoredRun, round2, signed, trainNet } from "./zoo/train_net.ts";
 import { ZOO_NETS, ZOO_SCHEDULE } from "./zoo/nets.ts";
 
 /** A transform of the study: torchvision's, written as wna's. */
@@ -166,6 +166,7 @@ export async function runAugment(options: AugmentOptions = {}): Promise<AugmentE
           device: options.device,
           curveImages: ZOO_SCHEDULE.curveImages,
           mixup: t.mixup,
+          partialDir: `${outDir}/partial/${key}`,
           augment: t.transforms.length
             ? (epoch) => augmentImages(train.images, t.transforms, { seed, epoch })
             : undefined,
@@ -173,6 +174,7 @@ export async function runAugment(options: AugmentOptions = {}): Promise<AugmentE
         run.model.close();
         accuracy.set(key, run.accuracy);
         await writeJsonAtomic(path, { key, images, epochs, accuracy: run.accuracy });
+        await discardPartialRun(`${outDir}/partial/${key}`);
         log(
           `[${k}/${total}] ${t.id} net ${net.id} seed ${seed}: ${(100 * run.accuracy).toFixed(2)}%`,
         );

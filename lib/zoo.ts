@@ -9,7 +9,14 @@ import { saveCheckpoint } from "./checkpoint.ts";
 import { type Figure, type Table, writeFigure, writeReport } from "./figures.ts";
 import { writeFileAtomic, writeJsonAtomic } from "./files.ts";
 import { Plot, plotSvg } from "./plots.ts";
-import { readStoredRun, round2, signed, type StudyEpoch, trainNet } from "./zoo/train_net.ts";
+import {
+  discardPartialRun,
+  readStoredRun,
+  round2,
+  signed,
+  type StudyEpoch,
+  trainNet,
+} from "./zoo/train_net.ts";
 import { ZOO_NETS, ZOO_SCHEDULE, type ZooNet } from "./zoo/nets.ts";
 
 /** The two training-set sizes of the study. */
@@ -161,6 +168,7 @@ export async function runZoo(options: ZooOptions = {}): Promise<ZooSummary> {
       device: options.device,
       curveImages: ZOO_SCHEDULE.curveImages,
       label: `[${k + 1}/${jobs.length}] net ${net.id} on ${size}`,
+      partialDir: `${outDir}/partial/${key}`,
     });
     try {
       const run: ZooRun = {
@@ -185,6 +193,7 @@ export async function runZoo(options: ZooOptions = {}): Promise<ZooSummary> {
         options: { optimizer: net.optimizer, lr: net.lr, batchSize: ZOO_SCHEDULE.batchSize },
       });
       await writeJsonAtomic(`${outDir}/runs/${key}.json`, run);
+      await discardPartialRun(`${outDir}/partial/${key}`);
       runs.set(key, run);
       trained++;
       await summarise();

@@ -8,6 +8,7 @@ import { runAugment } from "../lib/augment.ts";
 import { loadCheckpoint, readSidecar } from "../lib/checkpoint.ts";
 import { runZoo, type ZooSummary } from "../lib/zoo.ts";
 import { ZOO_NETS } from "../lib/zoo/nets.ts";
+import { discardPartialRun, trainNet } from "../lib/zoo/train_net.ts";
 
 const quiet = () => {};
 
@@ -74,6 +75,51 @@ Deno.test("zoo --quick: summary fields, a checkpoint with its spec, and resume k
   const again = await runZoo({ nets: ["2"], quick: true, outDir: dir, log: (l) => lines.push(l) });
   assert.deepEqual(again.nets, first.nets);
   assert.equal(lines.filter((l) => l.includes("kept")).length, 2, lines.join("\n"));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("trainNet: a run interrupted after an epoch resumes there and ends as an unbroken run", async () => {
+  const train = await loadDataset("mnist", "train", { limit: 512 });
+  const test = await loadDataset("mnist", "test", { limit: 256 });
+  const net = ZOO_NETS.find((n) => n.id === "6")!; // batch norm, dropout and Adam: all stateful
+  const dir = await Deno.makeTempDir();
+  const base = {
+    spec: net.spec,
+    optimizer: net.optimizer,
+    lr: net.lr,
+    train,
+    test,
+    epochs: 3,
+    batchSize: 64,
+    seed: 5,
+  };
+  const identity = () => train.images;
+  const unbroken = await trainNet({ ...base, augment: identity });
+  unbroken.model.close();
+  const partialDir = `${dir}/partial`;
+  const crash = (epoch: number) => {
+    if (epoch === 2) throw new Error("simulated crash");
+    return train.images;
+  };
+  await assert.rejects(trainNet({ ...base, augment: crash, partialDir }), /simulated crash/);
+  const stored = JSON.parse(await Deno.readTextFile(`${partialDir}/progress.json`));
+  assert.equal(stored.history.length, 2);
+  let calls = 0;
+  const resumed = await trainNet({
+    ...base,
+    partialDir,
+    augment: () => (calls++, train.images),
+  });
+  resumed.model.close();
+  assert.equal(calls, 1, "only the third epoch is trained again");
+  assert.deepEqual(resumed.history, unbroken.history);
+  assert.equal(resumed.accuracy, unbroken.accuracy);
+  // Other settings do not pick up the stored state.
+  const other = await trainNet({ ...base, seed: 6, partialDir, augment: identity });
+  other.model.close();
+  assert.notDeepEqual(other.history[0], unbroken.history[0]);
+  await discardPartialRun(partialDir);
+  await assert.rejects(Deno.stat(partialDir), Deno.errors.NotFound);
   await Deno.remove(dir, { recursive: true });
 });
 

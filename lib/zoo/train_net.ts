@@ -42,6 +42,20 @@ export interface TrainNetOptions {
   curveImages?: number;
   /** Progress bar label; none: no bar. */
   label?: string;
+  /**
+   * A folder for the weights, optimiser state and history after every epoch, so that an
+   * interrupted run resumes from its last finished epoch (the study's nets 9.x take more than an
+   * hour on two cores). The caller removes it with {@linkcode discardPartialRun} once the
+   * finished run is stored. None: no per-epoch state.
+   */
+  partialDir?: string;
+}
+
+/** What a partial run stores beside its weights; a mismatch with the current settings restarts. */
+interface PartialRun {
+  settings: Record<string, unknown>;
+  history: StudyEpoch[];
+  seconds: number;
 }
 
 /**
@@ -62,10 +76,26 @@ export async function trainNet(
   });
   try {
     const steps = Math.ceil(train.count / batchSize) * epochs;
-    const history: StudyEpoch[] = [];
     const n = Math.min(options.curveImages ?? test.count, test.count);
     const curve = { images: test.images.subarray(0, n * 784), labels: test.labels.subarray(0, n) };
-    for (let epoch = 0; epoch < epochs; epoch++) {
+    const settings = {
+      spec: JSON.stringify(spec),
+      optimizer: options.optimizer,
+      lr: options.lr,
+      images: train.count,
+      epochs,
+      batchSize,
+      seed,
+      mixup: options.mixup ?? false,
+      augmented: options.augment !== undefined,
+      curveImages: n,
+    };
+    const resumed = options.partialDir
+      ? await resumePartial(model, options.partialDir, settings)
+      : undefined;
+    const history: StudyEpoch[] = resumed?.history ?? [];
+    const secondsBefore = resumed?.seconds ?? 0;
+    for (let epoch = history.length; epoch < epochs; epoch++) {
       const bar = options.label
         ? new ProgressBar(`${options.label} epoch ${epoch + 1}/${epochs}`)
         : undefined;
@@ -94,8 +124,15 @@ export async function trainNet(
           (100 * te.accuracy).toFixed(2)
         }%`,
       );
+      if (options.partialDir) {
+        await savePartial(model, options.partialDir, {
+          settings,
+          history,
+          seconds: secondsBefore + (performance.now() - t0) / 1000,
+        });
+      }
     }
-    const seconds = (performance.now() - t0) / 1000;
+    const seconds = secondsBefore + (performance.now() - t0) / 1000;
     const final = n === test.count
       ? history[history.length - 1].testAccuracy
       : (await model.evaluate(test.images, test.labels)).accuracy;
@@ -104,6 +141,51 @@ export async function trainNet(
     model.close();
     throw e;
   }
+}
+
+const partialFiles = (dir: string) => ({
+  weights: `${dir}/weights.safetensors`,
+  optimizer: `${dir}/optimizer.safetensors`,
+  progress: `${dir}/progress.json`,
+});
+
+async function savePartial(model: Model, dir: string, partial: PartialRun): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const files = partialFiles(dir);
+  // progress.json goes first and comes back last: a crash mid-save leaves no progress and the
+  // run starts afresh, never one epoch's history with another epoch's weights.
+  await Deno.remove(files.progress).catch(() => {});
+  model.saveWeights(files.weights);
+  model.saveOptimizer(files.optimizer);
+  const tmp = `${files.progress}.${Deno.pid}.tmp`;
+  await Deno.writeTextFile(tmp, JSON.stringify(partial));
+  await Deno.rename(tmp, files.progress);
+}
+
+async function resumePartial(
+  model: Model,
+  dir: string,
+  settings: Record<string, unknown>,
+): Promise<PartialRun | undefined> {
+  const files = partialFiles(dir);
+  const stored = await readStoredRun<PartialRun>(files.progress, {});
+  const same = stored &&
+    Object.entries(settings).every(([k, v]) => stored.settings?.[k] === v) &&
+    Array.isArray(stored.history) && stored.history.length > 0;
+  if (!same) return undefined;
+  model.loadWeights(files.weights);
+  model.loadOptimizer(files.optimizer);
+  return stored;
+}
+
+/**
+ * Removes a finished run's per-epoch state (see `partialDir`).
+ * @param dir the folder given as `partialDir`
+ */
+export async function discardPartialRun(dir: string): Promise<void> {
+  await Deno.remove(dir, { recursive: true }).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  });
 }
 
 /**
