@@ -16,9 +16,13 @@ export { Plot };
 interface SvgNode {
   tagName: string;
   outerHTML: string;
+  textContent: string | null;
+  children: ArrayLike<SvgNode>;
   getAttribute(name: string): string | null;
   setAttribute(name: string, value: string): void;
   querySelector(selector: string): SvgNode | null;
+  querySelectorAll(selector: string): ArrayLike<SvgNode>;
+  removeAttribute?(name: string): void;
 }
 
 /** A fresh server-side document for Plot's `document` option. */
@@ -40,9 +44,70 @@ export function plotSvg(options: Plot.PlotOptions): string {
     document: plotDocument() as Plot.PlotOptions["document"],
     style: { fontFamily: "DejaVu Sans, sans-serif", fontSize: "11px", background: "white" },
   }) as unknown as SvgNode;
-  const svg = node.tagName.toLowerCase() === "svg" ? node : node.querySelector("svg")!;
-  if (!svg.getAttribute("xmlns")) svg.setAttribute("xmlns", "http://www.w3.org/2000/svg");
-  return svg.outerHTML;
+  if (node.tagName.toLowerCase() === "svg") {
+    node.setAttribute("xmlns", SVG_NS);
+    return node.outerHTML;
+  }
+  return stackFigure(node);
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/**
+ * One standalone SVG from the `<figure>` Plot returns when it adds a legend (or a title):
+ * the swatch legend is HTML (spans holding 15-pixel swatch SVGs), so it is redrawn as SVG, and
+ * every part is stacked top to bottom. Taking the figure's first `<svg>` instead returns a lone
+ * swatch.
+ */
+function stackFigure(figure: SvgNode): string {
+  const parts: { height: number; width: number; markup: string }[] = [];
+  for (const child of Array.from(figure.children)) {
+    const tag = child.tagName.toLowerCase();
+    if (tag === "svg") {
+      const width = Number(child.getAttribute("width") ?? 640);
+      const height = Number(child.getAttribute("height") ?? 400);
+      child.removeAttribute?.("xmlns");
+      parts.push({ width, height, markup: child.outerHTML });
+    } else if (/swatches/.test(child.getAttribute("class") ?? "")) {
+      parts.push(swatchRow(Array.from(child.querySelectorAll("span"))));
+    } else if (child.textContent?.trim() && tag !== "style") {
+      const text = escapeXml(child.textContent.trim());
+      const size = tag === "h2" ? 15 : 11;
+      parts.push({
+        width: 0,
+        height: size + 8,
+        markup: `<text x="4" y="${size + 2}" font-size="${size}" fill="#222">${text}</text>`,
+      });
+    }
+  }
+  const width = Math.max(...parts.map((p) => p.width), 100);
+  let y = 0;
+  const body = parts.map((p) => {
+    const g = `<g transform="translate(0,${y})">${p.markup}</g>`;
+    y += p.height;
+    return g;
+  });
+  return `<svg xmlns="${SVG_NS}" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" ` +
+    `font-family="DejaVu Sans, sans-serif" font-size="11"><rect width="100%" height="100%" ` +
+    `fill="white"/>${body.join("")}</svg>`;
+}
+
+/** A swatch legend as one SVG row: a coloured square and its label per entry. */
+function swatchRow(swatches: SvgNode[]): { width: number; height: number; markup: string } {
+  let x = 4;
+  const items = swatches.map((span) => {
+    const fill = span.querySelector("svg")?.getAttribute("fill") ?? "#888";
+    const label = (span.textContent ?? "").trim();
+    const item = `<rect x="${x}" y="6" width="12" height="12" fill="${fill}"/>` +
+      `<text x="${x + 16}" y="16" fill="#222">${escapeXml(label)}</text>`;
+    x += 16 + 6.5 * label.length + 14;
+    return item;
+  });
+  return { width: x, height: 26, markup: items.join("") };
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
 let resvgReady: Promise<void> | undefined;
