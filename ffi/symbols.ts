@@ -158,6 +158,31 @@ export const symbols = {
   },
   /** (pixels: *const f32, n: usize, options: *const u8, options_len: usize, out: *mut f32,
    *  out_len: usize, err, err_cap) */
+  /** (data: *const f32, n_values: usize, options: *const u8, options_len: usize,
+   *  progress: *mut u64, handle_out: *mut u64, err, err_cap) */
+  wna_tsne: {
+    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (original: *const f32, n: usize, dims: usize, embedded: *const f32, n_embedded: usize,
+   *  embedded_dims: usize, k: usize, out: *mut f64, err, err_cap) */
+  wna_trustworthiness: {
+    parameters: [
+      "buffer",
+      "usize",
+      "usize",
+      "buffer",
+      "usize",
+      "usize",
+      "usize",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
   wna_augment: {
     parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "buffer", "usize"],
     result: "i32",

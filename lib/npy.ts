@@ -1,5 +1,6 @@
 /**
- * `.npy` and `.npz` writers (NumPy format 1.0), so `numpy.load` reads what wna writes.
+ * `.npy` and `.npz` writers (NumPy format 1.0), so `numpy.load` reads what wna writes, and a
+ * `.npy` reader for the arrays users bring (any format version, C order, common dtypes).
  * @module
  */
 import { concatBytes, crc32 } from "./_crc32.ts";
@@ -102,4 +103,98 @@ export function encodeNpz(
 /** Writes an array to `path` as `.npy`, atomically. */
 export async function writeNpy(path: string, a: { data: Typed; shape: number[] }): Promise<void> {
   await writeFileAtomic(path, encodeNpy(a.data, a.shape));
+}
+
+/** A decoded `.npy` array: its values (converted to f32) and shape. */
+export interface NpyArray {
+  data: Float32Array;
+  shape: number[];
+  /** The file's dtype, as NumPy spells it (`<f4`, `<f8`, `|u1`, ...). */
+  dtype: string;
+}
+
+const READERS: Record<string, [number, (v: DataView, o: number) => number]> = {
+  "<f4": [4, (v, o) => v.getFloat32(o, true)],
+  "<f8": [8, (v, o) => v.getFloat64(o, true)],
+  "<f2": [2, (v, o) => v.getFloat16?.(o, true) ?? NaN],
+  "<i1": [1, (v, o) => v.getInt8(o)],
+  "|i1": [1, (v, o) => v.getInt8(o)],
+  "|u1": [1, (v, o) => v.getUint8(o)],
+  "<u1": [1, (v, o) => v.getUint8(o)],
+  "|b1": [1, (v, o) => v.getUint8(o)],
+  "<i2": [2, (v, o) => v.getInt16(o, true)],
+  "<u2": [2, (v, o) => v.getUint16(o, true)],
+  "<i4": [4, (v, o) => v.getInt32(o, true)],
+  "<u4": [4, (v, o) => v.getUint32(o, true)],
+  "<i8": [8, (v, o) => Number(v.getBigInt64(o, true))],
+  "<u8": [8, (v, o) => Number(v.getBigUint64(o, true))],
+};
+
+/**
+ * Decodes `.npy` bytes (format 1.0, 2.0 or 3.0; C order; little-endian numbers or bytes) into
+ * f32 values. A file that is not `.npy`, is cut short, is Fortran-ordered or holds another
+ * dtype gets an error that says which and how to fix it.
+ * @param bytes the file's bytes
+ * @param what names the file in errors
+ * @returns values, shape and the stored dtype
+ * @example
+ * ```ts
+ * import { decodeNpy, encodeNpy } from "./npy.ts";
+ * const a = decodeNpy(encodeNpy(new Float32Array([1, 2, 3, 4]), [2, 2]));
+ * console.assert(a.shape[1] === 2 && a.data[3] === 4);
+ * ```
+ */
+export function decodeNpy(bytes: Uint8Array, what = "array"): NpyArray {
+  const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
+  if (bytes.length < 10 || magic.some((b, i) => bytes[i] !== b)) {
+    throw new TypeError(`${what}: not a .npy file (no \\x93NUMPY magic); save it with numpy.save`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const major = bytes[6];
+  const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  const start = (major === 1 ? 10 : 12) + headerLength;
+  if (![1, 2, 3].includes(major) || start > bytes.length) {
+    throw new TypeError(`${what}: .npy header is cut short or of unknown version ${major}`);
+  }
+  const header = new TextDecoder().decode(bytes.subarray(major === 1 ? 10 : 12, start));
+  const dtype = /'descr':\s*'([^']+)'/.exec(header)?.[1];
+  const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
+  const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (dtype === undefined || fortran === undefined || shapeText === undefined) {
+    throw new TypeError(`${what}: unreadable .npy header ${JSON.stringify(header.trim())}`);
+  }
+  if (fortran === "True") {
+    throw new TypeError(
+      `${what}: Fortran-ordered .npy; save numpy.ascontiguousarray(a) instead`,
+    );
+  }
+  const reader = READERS[dtype];
+  if (!reader) {
+    throw new TypeError(
+      `${what}: unsupported dtype ${dtype} (expected little-endian floats or integers); ` +
+        `convert with a.astype("float32")`,
+    );
+  }
+  const shape = shapeText.split(",").map((s) => s.trim()).filter((s) => s !== "").map(Number);
+  const count = shape.reduce((a, b) => a * b, 1);
+  const [size, read] = reader;
+  if (bytes.length - start < count * size) {
+    throw new TypeError(
+      `${what}: .npy data is cut short: shape (${shape.join(", ")}) of ${dtype} needs ${
+        count * size
+      } bytes, the file has ${bytes.length - start}`,
+    );
+  }
+  const data = new Float32Array(count);
+  if (dtype === "<f4" && (bytes.byteOffset + start) % 4 === 0) {
+    data.set(new Float32Array(bytes.buffer, bytes.byteOffset + start, count));
+  } else {
+    for (let i = 0; i < count; i++) data[i] = read(view, start + i * size);
+  }
+  return { data, shape, dtype };
+}
+
+/** Reads a `.npy` file (see {@linkcode decodeNpy}). */
+export async function readNpy(path: string): Promise<NpyArray> {
+  return decodeNpy(await Deno.readFile(path), path);
 }

@@ -52,6 +52,7 @@ export const TASKS: Record<string, TaskSpec> = {
   augment: { ...STUDY, script: "scripts/augment.ts" },
   backdoor: { ...STUDY, script: "scripts/backdoor.ts" },
   visualise: { ...ANALYSIS, script: "scripts/visualise.ts" },
+  tsne: { ...STUDY, script: "scripts/tsne.ts", pathFlags: ["input", "labels", "out", "data-dir"] },
   bench: {
     script: "scripts/bench.ts",
     ffi: true,

@@ -19,6 +19,7 @@ use crate::optim::Kind;
 use crate::options::{self, AnalyseOptions, ClassifyOptions, ModelOptions, TrainOptions};
 use crate::progress::Progress;
 use crate::train;
+use crate::tsne::{self, TsneOptions};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -721,6 +722,52 @@ pub unsafe extern "C" fn wna_augment(
         model::check_images("augment", px)?;
         let images = crate::augment::augment(px, 28, 28, &o.transforms, o.seed, o.epoch)?;
         copy_out(out, &images, "augmented images")
+    })
+}
+
+/// Runs `tsne::tsne` on the rows of `data` (`options.dims` columns each) and returns its arrays
+/// (`embedding`, `klDivergence`, `trustworthiness`, `explainedVariance`) as a handle.
+#[no_mangle]
+pub unsafe extern "C" fn wna_tsne(
+    data: *const f32,
+    n_values: usize,
+    options: *const u8,
+    options_len: usize,
+    progress: *mut u64,
+    handle_out: *mut u64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let o: TsneOptions = options::parse(text(options, options_len, "options")?, "tsne")?;
+        let data = slice(data, n_values, "data")?;
+        let arrays = tsne::tsne(data, &o, Progress::from_ptr(progress))?;
+        *handle_out = insert(Object::Arrays(arrays));
+        Ok(())
+    })
+}
+
+/// `tsne::trustworthiness` of `embedded` (rows of `embedded_dims`) against `original` (rows of
+/// `dims`) with `k` neighbours, written to `out[0]`.
+#[no_mangle]
+pub unsafe extern "C" fn wna_trustworthiness(
+    original: *const f32,
+    n_original: usize,
+    dims: usize,
+    embedded: *const f32,
+    n_embedded: usize,
+    embedded_dims: usize,
+    k: usize,
+    out: *mut f64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let x = slice(original, n_original, "original")?;
+        let y = slice(embedded, n_embedded, "embedded")?;
+        let out = slice_mut(out, 1, "trustworthiness")?;
+        out[0] = tsne::trustworthiness(x, dims, y, embedded_dims, k)?;
+        Ok(())
     })
 }
 

@@ -21,5 +21,6 @@ pub mod portable;
 pub mod progress;
 pub mod spec;
 pub mod train;
+pub mod tsne;
 
 pub use error::{Error, Result};
