@@ -218,13 +218,28 @@ def fgsm(job):
     return {"imagesPerSecond": done / (time.perf_counter() - start)}
 
 
+def tsne(job):
+    """scikit-learn's t-SNE recipe for images: PCA to 50 dimensions, then TSNE with its defaults
+    (Barnes-Hut, perplexity 30, learning rate auto, PCA init, 1,000 iterations). Both timed, as
+    wna times both; the embedding is saved so that wna scores both maps with one measure."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    x = np.load(job["images"])[: job["points"]]
+    start = time.perf_counter()
+    reduced = PCA(50, random_state=0).fit_transform(x)
+    y = TSNE(random_state=0).fit_transform(reduced)
+    seconds = time.perf_counter() - start
+    np.save(job["embedding"], y.astype(np.float32))
+    return {"imagesPerSecond": len(x) / seconds}
+
+
 if __name__ == "__main__":
     job = json.loads(sys.argv[1])
     torch.set_num_threads(os.cpu_count() or 1)
     torch.backends.cudnn.benchmark = job.get("device") == "cuda"
-    result = {"train": train_epoch, "inference": inference, "noise": noise, "fgsm": fgsm}[
-        job["task"]
-    ](job)
+    tasks = {"train": train_epoch, "inference": inference, "noise": noise, "fgsm": fgsm}
+    result = {**tasks, "tsne": tsne}[job["task"]](job)
     result["torch"] = torch.__version__
     result["threads"] = torch.get_num_threads()
     if job.get("device") == "cuda":

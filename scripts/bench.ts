@@ -1,8 +1,10 @@
 /**
  * `deno task bench`: wna against PyTorch on this machine's CPU, in the same run — one training
  * epoch of `smaller` on MNIST, inference, white-noise analysis and FGSM throughput — printed as
- * images/s and ratios (wna / PyTorch; above 1 means wna is faster), saved to out/bench/.
- * PyTorch comes from PyPI into bench/.venv, installed here on first use (never by CI).
+ * images/s and ratios (wna / PyTorch; above 1 means wna is faster), saved to out/bench/. The
+ * t-SNE row's peer is scikit-learn, with both maps' trustworthiness beside the speed.
+ * PyTorch and scikit-learn come from PyPI into bench/.venv, installed here on first use (never
+ * by CI).
  * @module
  */
 import { loadDataset } from "../data/datasets.ts";
@@ -12,7 +14,8 @@ import { nativeVersion } from "../ffi/native.ts";
 import { parseFlags, runMain } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../lib/files.ts";
-import { encodeNpy } from "../lib/npy.ts";
+import { encodeNpy, readNpy } from "../lib/npy.ts";
+import { trustworthiness, tsne } from "../ffi/tsne.ts";
 
 const HELP = `usage: deno task bench [options]
   --quick            fewer images everywhere (a smoke run, not figures to quote)
@@ -23,6 +26,8 @@ const HELP = `usage: deno task bench [options]
 const VENV = "bench/.venv";
 const PEER_PYTHON = `${VENV}/bin/python`;
 const TORCH = "torch==2.5.1";
+/** The t-SNE peer. */
+const SKLEARN = "scikit-learn==1.9.1";
 
 async function run(cmd: string, args: string[], quiet = false) {
   const out = await new Deno.Command(cmd, {
@@ -39,7 +44,7 @@ async function run(cmd: string, args: string[], quiet = false) {
 
 /** A virtual environment with PyTorch, made on first use. */
 async function ensurePeer(python: string): Promise<void> {
-  const ok = await run(PEER_PYTHON, ["-c", "import torch, numpy"], true).then(
+  const ok = await run(PEER_PYTHON, ["-c", "import torch, numpy, sklearn"], true).then(
     () => true,
     () => false,
   );
@@ -48,7 +53,7 @@ async function ensurePeer(python: string): Promise<void> {
     `installing the PyTorch peer (${TORCH}, CPU) into ${VENV}; this is a one-off download`,
   );
   await run(python, ["-m", "venv", VENV]);
-  await run(PEER_PYTHON, ["-m", "pip", "install", "--quiet", TORCH, "numpy"]);
+  await run(PEER_PYTHON, ["-m", "pip", "install", "--quiet", TORCH, "numpy", SKLEARN]);
 }
 
 async function peer(
@@ -63,6 +68,8 @@ interface Row {
   wna: number;
   pytorch?: number;
   ratio?: number;
+  /** t-SNE: trustworthiness (k = 5, one native measure) of wna's map and the peer's. */
+  trustworthiness?: { wna: number; peer?: number };
 }
 
 runMain(async () => {
@@ -196,6 +203,35 @@ runMain(async () => {
       m.fgsm(test.images.subarray(0, n * 784), test.labels.subarray(0, n), 0.1)
     );
     await report("fgsm", "smaller", n / s, { task: "fgsm", images: n, batchSize: 500, eps: 0.1 });
+  }
+  // 5. t-SNE of test images: wna against scikit-learn (the peer's PCA-50 + TSNE, both timed).
+  {
+    const points = quick ? 2000 : 10000;
+    const images = test.images.subarray(0, points * 784);
+    await writeFileAtomic(`${cache}/test-images.npy`, encodeNpy(images, [points, 784]));
+    const r = await tsne(images, 784, {});
+    const embedding = `${cache}/peer-tsne.npy`;
+    await report("tsne", "mnist", points / r.seconds, {
+      task: "tsne",
+      images: `${cache}/test-images.npy`,
+      points,
+      embedding,
+    });
+    const row = rows[rows.length - 1];
+    row.trustworthiness = { wna: r.trustworthiness };
+    if (withPeer) {
+      const peerMap = await readNpy(embedding);
+      row.trustworthiness.peer = await trustworthiness(images, 784, peerMap.data, 2, 5);
+    }
+    console.log(
+      `tsne ${points} points: wna ${r.seconds.toFixed(1)} s, trustworthiness wna ${
+        r.trustworthiness.toFixed(3)
+      }${
+        row.trustworthiness.peer === undefined
+          ? ""
+          : `, scikit-learn ${row.trustworthiness.peer.toFixed(3)}`
+      }`,
+    );
   }
   const result = {
     date: new Date().toISOString(),
