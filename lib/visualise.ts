@@ -14,6 +14,7 @@ import { writeJsonAtomic } from "./files.ts";
 import { writeNpy } from "./npy.ts";
 import { ProgressBar } from "./progress.ts";
 import { signed } from "./zoo/train_net.ts";
+import { activationAtlas, type Atlas, ATLAS_DEFAULTS } from "./atlas.ts";
 
 /** The defaults of a run, defined once. */
 export const VISUALISE_DEFAULTS = {
@@ -26,6 +27,8 @@ export const VISUALISE_DEFAULTS = {
   featureSteps: 256,
   /** Data-noise samples behind the classification images compared with the class images. */
   noiseSamples: 50_000,
+  /** Test images behind the activation atlas (the pair atlas uses those of its two classes). */
+  atlasImages: 10_000,
   seed: 0,
 } as const;
 
@@ -38,6 +41,7 @@ export interface VisualiseOptions {
   featureSteps?: number;
   noiseSamples?: number;
   completenessImages?: number;
+  atlasImages?: number;
   progress?: boolean;
   log?: (line: string) => void;
 }
@@ -54,7 +58,21 @@ export interface VisualiseSummary {
   activationGainOverBestTestImage: Record<string, number[]>;
   /** Per class: Pearson correlation of the class logit's image and the classification image. */
   classImageVsNoiseMapCorrelation: number[];
+  /** The activation atlas of the test images, and of one confusable pair of classes. */
+  atlas: AtlasSummary;
+  pairAtlas: AtlasSummary & { classes: string[] };
 }
+
+/** An atlas's numbers in `summary.json`. */
+export type AtlasSummary = Pick<Atlas, "layer" | "purity" | "drivenCells" | "tsne"> & {
+  cells: number;
+};
+
+/** The confusable pair of each dataset's class-filtered atlas. */
+const ATLAS_PAIRS: Record<DatasetName, [number, number]> = {
+  mnist: [4, 9],
+  fashion: [6, 0], // shirt and T-shirt/top
+};
 
 function pearson(a: Float32Array, b: Float32Array): number {
   let ma = 0, mb = 0;
@@ -285,6 +303,60 @@ export async function runVisualise(options: VisualiseOptions): Promise<Visualise
       ]),
     };
 
+    // 3. Activation atlases: all test images, then one confusable pair.
+    const stage = (label: string) => bar(label, progress);
+    const atlasN = Math.min(options.atlasImages ?? D.atlasImages, test.count);
+    log("activation atlas …");
+    const atlas = await activationAtlas(
+      model,
+      test.images.subarray(0, atlasN * 784),
+      test.labels.subarray(0, atlasN),
+      {
+        name: "atlas",
+        title: `Activation atlas of ${atlasN} test images`,
+        classNames: names,
+        featureSteps: options.featureSteps,
+        seed,
+        onProgress: stage,
+      },
+    );
+    const pair = ATLAS_PAIRS[dataset];
+    const pick = Array.from(test.labels.subarray(0, atlasN).keys()).filter((i) =>
+      pair.includes(test.labels[i])
+    );
+    const pairImages = new Float32Array(pick.length * 784);
+    pick.forEach((p, i) => pairImages.set(test.images.subarray(p * 784, (p + 1) * 784), i * 784));
+    const pairNames = pair.map((c) => names[c]);
+    const pairAtlas = await activationAtlas(
+      model,
+      pairImages,
+      pick.map((p) => test.labels[p]),
+      {
+        name: "atlas-pair",
+        title: `Activation atlas of ${pairNames.join(" and ")} only (${pick.length} images)`,
+        classNames: names,
+        grid: ATLAS_DEFAULTS.pairGrid,
+        featureSteps: options.featureSteps,
+        seed,
+        onProgress: stage,
+      },
+    );
+    for (const a of [atlas, pairAtlas]) {
+      await writeFigure(outDir, a.figure);
+      await writeFigure(outDir, a.scatter);
+      await writeNpy(`${outDir}/${a.figure.name}-images.npy`, {
+        data: a.images,
+        shape: [a.cells.length, 28, 28],
+      });
+    }
+    const atlasSummary = (a: Atlas): AtlasSummary => ({
+      layer: a.layer,
+      cells: a.cells.length,
+      purity: a.purity,
+      drivenCells: a.drivenCells,
+      tsne: a.tsne,
+    });
+
     const summary: VisualiseSummary = {
       checkpoint: options.checkpoint,
       dataset,
@@ -293,6 +365,8 @@ export async function runVisualise(options: VisualiseOptions): Promise<Visualise
       igCompletenessSteps: D.completenessSteps,
       activationGainOverBestTestImage: gains,
       classImageVsNoiseMapCorrelation: correlation,
+      atlas: atlasSummary(atlas),
+      pairAtlas: { ...atlasSummary(pairAtlas), classes: pairNames },
     };
     await writeJsonAtomic(`${outDir}/summary.json`, summary);
     const driven = Object.values(gains).flat();
@@ -311,6 +385,16 @@ export async function runVisualise(options: VisualiseOptions): Promise<Visualise
             "each step, total-variation and L2 penalties; all units optimised in one batch " +
             "(native/src/feature_vis.rs).",
           items: [pairs, classTable, ...channelGrids],
+        },
+        {
+          heading: "Activation atlas",
+          intro: `The ${atlas.layer} activations of the test images, mapped with t-SNE ` +
+            `(trustworthiness ${atlas.tsne.trustworthiness.toFixed(3)}), averaged per cell and ` +
+            `rendered by activation maximisation. The pair atlas repeats it for ${
+              pairNames.join(" and ")
+            } alone, the classes this kind of net confuses most; its cells show the shapes ` +
+            "that sit between them.",
+          items: [atlas.figure, atlas.scatter, pairAtlas.figure, pairAtlas.scatter],
         },
       ],
     );

@@ -25,8 +25,18 @@ Deno.test("visualise: a run writes its maps, numbers and report", async () => {
     featureSteps: 96,
     noiseSamples: 3000,
     completenessImages: 10,
+    atlasImages: 600,
     ...quiet,
   });
+  // The atlas: populated cells, mostly of one label each, on a trustworthy map.
+  assert.ok(summary.atlas.cells >= 20, `${summary.atlas.cells} cells`);
+  assert.ok(summary.atlas.purity > 0.7, `purity ${summary.atlas.purity}`);
+  assert.ok(summary.atlas.tsne.trustworthiness > 0.85, JSON.stringify(summary.atlas.tsne));
+  assert.equal(summary.atlas.layer, "fc1");
+  assert.deepEqual(summary.pairAtlas.classes, ["4", "9"]);
+  assert.ok(summary.pairAtlas.cells >= 4);
+  const atlasSvg = await Deno.readTextFile(`${dir}/vis/atlas.svg`);
+  assert.equal(atlasSvg.match(/<image /g)?.length, summary.atlas.cells);
   assert.ok(summary.igCompletenessMaxError < 0.05, `${summary.igCompletenessMaxError}`);
   // Every class logit is driven past the best test image by its optimised image.
   const gains = summary.activationGainOverBestTestImage.logits;
