@@ -28,6 +28,13 @@ export interface MapGrid {
   scale?: number;
   /** Greyscale in [0, 1] (real images) instead of the diverging scale. @default false */
   grey?: boolean;
+  /**
+   * Keep `columns` tiles per row in the report too, instead of wrapping to its width, when each
+   * row is one record (an image and its attributions). @default false
+   */
+  keepRows?: boolean;
+  /** Columns drawn in greyscale among diverging maps (the input images of a row). */
+  greyColumns?: number[];
 }
 
 const esc = (s: string) =>
@@ -74,7 +81,7 @@ function tiles(grid: MapGrid): string[] {
           grid.maps.subarray(m * size, (m + 1) * size),
           grid.height,
           grid.width,
-          grid.grey,
+          grid.grey || (grid.greyColumns?.includes(m % (grid.columns ?? 10)) ?? false),
         ),
       ).toString("base64")
     }`);
@@ -130,5 +137,10 @@ export function mapGridHtml(grid: MapGrid): string {
       esc(title || `map ${m}`)
     }">${title ? `<span>${esc(title)}</span>` : ""}</div>`;
   });
-  return `<div class="tiles">${cells.join("")}</div>${grid.grey ? "" : DIVERGING_LEGEND}`;
+  const layout = grid.keepRows
+    ? ` style="display:grid;grid-template-columns:repeat(${
+      Math.min(grid.columns ?? 10, grid.count)
+    },max-content)"`
+    : "";
+  return `<div class="tiles"${layout}>${cells.join("")}</div>${grid.grey ? "" : DIVERGING_LEGEND}`;
 }

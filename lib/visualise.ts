@@ -139,7 +139,8 @@ async function attributionsSection(
     kind: "maps",
     name: "attributions",
     title: "Attributions to the predicted class, one test image per class",
-    caption: "Each row: the image, then saliency (|gradient|), gradient x input, integrated " +
+    caption:
+      "Each row: the image (titled with the predicted class), then saliency (|gradient|), gradient x input, integrated " +
       `gradients (black baseline, ${D.igSteps} Gauss-Legendre steps) and SmoothGrad ` +
       `(${D.smoothSamples} copies, sigma ${D.smoothSigma}). Red: above the map's mean, blue: ` +
       "below.",
@@ -149,6 +150,8 @@ async function attributionsSection(
     width: 28,
     titles,
     columns: methods.length + 1,
+    keepRows: true,
+    greyColumns: [0],
   };
   await writeFigure(o.outDir, grid);
   return grid;
@@ -265,8 +268,10 @@ export async function runVisualise(options: VisualiseOptions): Promise<Visualise
       height: 28,
       width: 28,
       titles: pairTitles,
-      columns: 10,
+      // Four pairs per row: five do not fit a 1000-pixel page with their captions.
+      columns: 8,
       scale: 3,
+      keepRows: true,
     };
     await writeFigure(outDir, pairs);
     const channelGrids: MapGrid[] = [];

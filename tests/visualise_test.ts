@@ -5,6 +5,7 @@ import { Model } from "../ffi/model.ts";
 import { loadCheckpoint } from "../lib/checkpoint.ts";
 import { trainModel } from "../lib/training.ts";
 import { runVisualise } from "../lib/visualise.ts";
+import { checkPage } from "./_browser.ts";
 
 const quiet = { progress: false, log: () => {} };
 
@@ -37,6 +38,15 @@ Deno.test("visualise: a run writes its maps, numbers and report", async () => {
   assert.ok(summary.pairAtlas.cells >= 4);
   const atlasSvg = await Deno.readTextFile(`${dir}/vis/atlas.svg`);
   assert.equal(atlasSvg.match(/<image /g)?.length, summary.atlas.cells);
+  // The report reads in a browser: every image loads and nothing is wider than the page.
+  const page = await checkPage(`file://${dir}/vis/report.html`, 1000, 900);
+  await Deno.writeFile(`${dir}/vis/report-screenshot.png`, page.screenshot);
+  if (Deno.env.get("WNA_KEEP_SCREENSHOT")) await Deno.copyFile(`${dir}/vis/report-screenshot.png`, Deno.env.get("WNA_KEEP_SCREENSHOT")!);
+  assert.deepEqual(page.consoleErrors, []);
+  assert.deepEqual(page.brokenImages, []);
+  assert.ok(page.images > 100, `only ${page.images} images`);
+  assert.deepEqual(page.overflowing, [], "elements wider than the page");
+  assert.ok(page.scrollWidth <= page.viewportWidth, `${page.scrollWidth} > ${page.viewportWidth}`);
   assert.ok(summary.igCompletenessMaxError < 0.05, `${summary.igCompletenessMaxError}`);
   // Every class logit is driven past the best test image by its optimised image.
   const gains = summary.activationGainOverBestTestImage.logits;
