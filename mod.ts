@@ -46,6 +46,9 @@ export {
   type Target,
 } from "./ffi/attribution.ts";
 export { runVisualise, type VisualiseOptions, type VisualiseSummary } from "./lib/visualise.ts";
+export { trustworthiness, tsne, type TsneOptions, type TsneResult } from "./ffi/tsne.ts";
+export { runTsne, type TsneRunOptions, type TsneSummary } from "./lib/tsne.ts";
+export { activationAtlas, type Atlas, type AtlasOptions } from "./lib/atlas.ts";
 export type { LayerSpec, NetSpec } from "./ffi/spec.ts";
 export { loadCheckpoint, saveCheckpoint, type Sidecar } from "./lib/checkpoint.ts";
 export { trainModel, type TrainOptions, type TrainResult } from "./lib/training.ts";
@@ -57,4 +60,4 @@ export {
   type FgsmSummary,
   runFgsm,
 } from "./lib/fgsm.ts";
-export { encodeNpy, encodeNpz } from "./lib/npy.ts";
+export { decodeNpy, encodeNpy, encodeNpz, type NpyArray, readNpy } from "./lib/npy.ts";
