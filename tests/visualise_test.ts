@@ -41,7 +41,6 @@ Deno.test("visualise: a run writes its maps, numbers and report", async () => {
   // The report reads in a browser: every image loads and nothing is wider than the page.
   const page = await checkPage(`file://${dir}/vis/report.html`, 1000, 900);
   await Deno.writeFile(`${dir}/vis/report-screenshot.png`, page.screenshot);
-  if (Deno.env.get("WNA_KEEP_SCREENSHOT")) await Deno.copyFile(`${dir}/vis/report-screenshot.png`, Deno.env.get("WNA_KEEP_SCREENSHOT")!);
   assert.deepEqual(page.consoleErrors, []);
   assert.deepEqual(page.brokenImages, []);
   assert.ok(page.images > 100, `only ${page.images} images`);
