@@ -9,10 +9,10 @@
 import { maximiseActivation } from "../ffi/attribution.ts";
 import type { Model } from "../ffi/model.ts";
 import { tsne, type TsneResult } from "../ffi/tsne.ts";
-import { Buffer } from "node:buffer";
 import { embeddingFigure } from "./embedding_figure.ts";
 import type { Figure } from "./figures.ts";
-import { mapTilePng } from "./map_grid.ts";
+import { tileDataUrl } from "./map_grid.ts";
+import { escapeXml, legendRow } from "./plots.ts";
 
 /** The defaults of an atlas, defined once. */
 export const ATLAS_DEFAULTS = {
@@ -237,32 +237,25 @@ function atlasSvg(
   grid: number,
   names: readonly string[],
 ): string {
-  const tile = 56, gap = 4, legend = 26;
+  const tile = 56, gap = 4;
   const side = grid * (tile + gap) + gap;
-  const esc = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
   const present = [...new Set(cells.map((c) => c.label))].sort((a, b) => a - b);
+  const key = legendRow(present.map((l) => ({ colour: TABLEAU10[l % 10], label: names[l] })));
   const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${side}" height="${side + legend}" ` +
-    `viewBox="0 0 ${side} ${side + legend}" font-family="DejaVu Sans, sans-serif" ` +
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${side}" height="${side + key.height}" ` +
+    `viewBox="0 0 ${side} ${side + key.height}" font-family="DejaVu Sans, sans-serif" ` +
     `font-size="11"><rect width="100%" height="100%" fill="white"/>`,
+    key.markup,
   ];
-  let x = gap;
-  for (const label of present) {
-    parts.push(
-      `<rect x="${x}" y="6" width="12" height="12" fill="${TABLEAU10[label % 10]}"/>` +
-        `<text x="${x + 16}" y="16" fill="#222">${esc(names[label])}</text>`,
-    );
-    x += 16 + 6.5 * names[label].length + 14;
-  }
   cells.forEach((c, i) => {
-    const png = Buffer.from(
-      mapTilePng(images.subarray(i * 784, (i + 1) * 784), 28, 28, true),
-    ).toString("base64");
-    const px = gap + c.column * (tile + gap), py = legend + gap + c.row * (tile + gap);
+    const href = tileDataUrl(images.subarray(i * 784, (i + 1) * 784), 28, 28, true);
+    const px = gap + c.column * (tile + gap), py = key.height + gap + c.row * (tile + gap);
     parts.push(
-      `<g><title>${esc(names[c.label])}: ${(100 * c.purity).toFixed(0)}% of ${c.count}</title>` +
+      `<g><title>${escapeXml(names[c.label])}: ${
+        (100 * c.purity).toFixed(0)
+      }% of ${c.count}</title>` +
         `<image x="${px}" y="${py}" width="${tile}" height="${tile}" ` +
-        `style="image-rendering:pixelated" href="data:image/png;base64,${png}"/>` +
+        `style="image-rendering:pixelated" href="${href}"/>` +
         `<rect x="${px - 1}" y="${py - 1}" width="${tile + 2}" height="${tile + 2}" ` +
         `fill="none" stroke="${TABLEAU10[c.label % 10]}" stroke-width="3"/></g>`,
     );

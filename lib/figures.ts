@@ -4,14 +4,11 @@
  * @module
  */
 import { diverging } from "./png.ts";
-import { svgToPng } from "./plots.ts";
+import { escapeXml, svgToPng } from "./plots.ts";
 import { writeFileAtomic } from "./files.ts";
 import { type MapGrid, mapGridHtml, mapGridSvg } from "./map_grid.ts";
 
 export type { MapGrid };
-
-const esc = (s: string) =>
-  s.replace(/[&<>"]/g, (c) => `&${{ "&": "amp", "<": "lt", ">": "gt", '"': "quot" }[c]};`);
 
 /** Options of {@linkcode mapsSvg}. */
 export interface MapsOptions {
@@ -51,7 +48,7 @@ export function mapsSvg(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, sans-serif" font-size="10" shape-rendering="crispEdges">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
   ];
-  if (heading) parts.push(`<text x="2" y="12" font-size="12">${esc(heading)}</text>`);
+  if (heading) parts.push(`<text x="2" y="12" font-size="12">${escapeXml(heading)}</text>`);
   for (let m = 0; m < count; m++) {
     const map = maps.subarray(m * h * w, (m + 1) * h * w);
     let mean = 0;
@@ -79,7 +76,7 @@ export function mapsSvg(
     if (titles?.[m]) {
       parts.push(
         `<text x="${x0 + (w * scale) / 2}" y="${y0 + h * scale + 11}" text-anchor="middle">${
-          esc(titles[m])
+          escapeXml(titles[m])
         }</text>`,
       );
     }
@@ -137,37 +134,37 @@ export async function writeReport(
   const html = [
     `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">`,
     `<meta name="viewport" content="width=device-width, initial-scale=1"><title>${
-      esc(title)
+      escapeXml(title)
     }</title>`,
     `<style>${REPORT_CSS}</style></head><body>`,
-    `<h1>${esc(title)}</h1><p>${intro}</p>`,
+    `<h1>${escapeXml(title)}</h1><p>${intro}</p>`,
   ];
   for (const s of sections) {
-    html.push(`<h2>${esc(s.heading)}</h2>`);
+    html.push(`<h2>${escapeXml(s.heading)}</h2>`);
     if (s.intro) html.push(`<p>${s.intro}</p>`);
     for (const item of s.items) {
       if ("kind" in item) {
         html.push(
-          `<figure><h3>${esc(item.title)}</h3>${mapGridHtml(item)}<figcaption>${
-            esc(item.caption)
+          `<figure><h3>${escapeXml(item.title)}</h3>${mapGridHtml(item)}<figcaption>${
+            escapeXml(item.caption)
           }</figcaption></figure>`,
         );
       } else if ("svg" in item) {
         html.push(
-          `<figure><h3>${esc(item.title)}</h3>${item.svg}<figcaption>${
-            esc(item.caption)
+          `<figure><h3>${escapeXml(item.title)}</h3>${item.svg}<figcaption>${
+            escapeXml(item.caption)
           }</figcaption></figure>`,
         );
       } else {
         html.push(
-          `<figure><h3>${esc(item.title)}</h3><div class="scroll"><table><tr>${
-            item.header.map((h) => `<th>${esc(h)}</th>`).join("")
+          `<figure><h3>${escapeXml(item.title)}</h3><div class="scroll"><table><tr>${
+            item.header.map((h) => `<th>${escapeXml(h)}</th>`).join("")
           }</tr>`,
         );
         for (const r of item.rows) {
-          html.push(`<tr>${r.map((c) => `<td>${esc(String(c))}</td>`).join("")}</tr>`);
+          html.push(`<tr>${r.map((c) => `<td>${escapeXml(String(c))}</td>`).join("")}</tr>`);
         }
-        html.push(`</table></div><figcaption>${esc(item.caption)}</figcaption></figure>`);
+        html.push(`</table></div><figcaption>${escapeXml(item.caption)}</figcaption></figure>`);
       }
     }
   }

@@ -6,6 +6,7 @@
  */
 import { Buffer } from "node:buffer";
 import { diverging, encodePng } from "./png.ts";
+import { escapeXml } from "./plots.ts";
 
 /** A figure made of maps. */
 export interface MapGrid {
@@ -37,9 +38,6 @@ export interface MapGrid {
   greyColumns?: number[];
 }
 
-const esc = (s: string) =>
-  s.replace(/[&<>"]/g, (c) => `&${{ "&": "amp", "<": "lt", ">": "gt", '"': "quot" }[c]};`);
-
 /**
  * One map as PNG bytes at one pixel per cell: diverging around the map's mean (blue below,
  * white at the mean, red above, scaled by its largest deviation), or greyscale.
@@ -67,6 +65,18 @@ export function mapTilePng(
   return encodePng(rgba, width, height);
 }
 
+/** One map as a `data:` URL of its PNG (see {@linkcode mapTilePng}), for `<img>` and `<image>`. */
+export function tileDataUrl(
+  map: Float32Array,
+  height: number,
+  width: number,
+  grey = false,
+): string {
+  return `data:image/png;base64,${
+    Buffer.from(mapTilePng(map, height, width, grey)).toString("base64")
+  }`;
+}
+
 // The SVG file and the report both show a grid's tiles: encode them once.
 const tileCache = new WeakMap<MapGrid, string[]>();
 
@@ -75,16 +85,12 @@ function tiles(grid: MapGrid): string[] {
   if (cached) return cached;
   const size = grid.height * grid.width;
   const encoded = Array.from({ length: grid.count }, (_, m) =>
-    `data:image/png;base64,${
-      Buffer.from(
-        mapTilePng(
-          grid.maps.subarray(m * size, (m + 1) * size),
-          grid.height,
-          grid.width,
-          grid.grey || (grid.greyColumns?.includes(m % (grid.columns ?? 10)) ?? false),
-        ),
-      ).toString("base64")
-    }`);
+    tileDataUrl(
+      grid.maps.subarray(m * size, (m + 1) * size),
+      grid.height,
+      grid.width,
+      grid.grey || (grid.greyColumns?.includes(m % (grid.columns ?? 10)) ?? false),
+    ));
   tileCache.set(grid, encoded);
   return encoded;
 }
@@ -116,7 +122,9 @@ export function mapGridSvg(grid: MapGrid): string {
     const title = grid.titles?.[m];
     if (title) {
       parts.push(
-        `<text x="${x + tw / 2}" y="${y + th + 11}" text-anchor="middle">${esc(title)}</text>`,
+        `<text x="${x + tw / 2}" y="${y + th + 11}" text-anchor="middle">${
+          escapeXml(title)
+        }</text>`,
       );
     }
   });
@@ -134,8 +142,8 @@ export function mapGridHtml(grid: MapGrid): string {
   const cells = tiles(grid).map((src, m) => {
     const title = grid.titles?.[m] ?? "";
     return `<div class="tile"><img src="${src}" width="${tw}" height="${th}" alt="${
-      esc(title || `map ${m}`)
-    }">${title ? `<span>${esc(title)}</span>` : ""}</div>`;
+      escapeXml(title || `map ${m}`)
+    }">${title ? `<span>${escapeXml(title)}</span>` : ""}</div>`;
   });
   const layout = grid.keepRows
     ? ` style="display:grid;grid-template-columns:repeat(${

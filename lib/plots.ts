@@ -94,11 +94,23 @@ function stackFigure(figure: SvgNode): string {
 
 /** A swatch legend as one SVG row: a coloured square and its label per entry. */
 function swatchRow(swatches: SvgNode[]): { width: number; height: number; markup: string } {
+  return legendRow(swatches.map((span) => ({
+    colour: span.querySelector("svg")?.getAttribute("fill") ?? "#888",
+    label: (span.textContent ?? "").trim(),
+  })));
+}
+
+/**
+ * A colour key as one 26-pixel SVG row: a square and a label per entry, left to right.
+ * @param entries colours and their labels
+ * @returns the row's width, height and markup
+ */
+export function legendRow(
+  entries: { colour: string; label: string }[],
+): { width: number; height: number; markup: string } {
   let x = 4;
-  const items = swatches.map((span) => {
-    const fill = span.querySelector("svg")?.getAttribute("fill") ?? "#888";
-    const label = (span.textContent ?? "").trim();
-    const item = `<rect x="${x}" y="6" width="12" height="12" fill="${fill}"/>` +
+  const items = entries.map(({ colour, label }) => {
+    const item = `<rect x="${x}" y="6" width="12" height="12" fill="${colour}"/>` +
       `<text x="${x + 16}" y="16" fill="#222">${escapeXml(label)}</text>`;
     x += 16 + 6.5 * label.length + 14;
     return item;
@@ -106,8 +118,9 @@ function swatchRow(swatches: SvgNode[]): { width: number; height: number; markup
   return { width: x, height: 26, markup: items.join("") };
 }
 
-function escapeXml(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+/** Text made safe for XML and HTML, attribute values included. */
+export function escapeXml(s: string): string {
+  return s.replace(/[&<>"]/g, (c) => `&${{ "&": "amp", "<": "lt", ">": "gt", '"': "quot" }[c]};`);
 }
 
 let resvgReady: Promise<void> | undefined;
