@@ -48,6 +48,17 @@ export {
 export { runVisualise, type VisualiseOptions, type VisualiseSummary } from "./lib/visualise.ts";
 export { trustworthiness, tsne, type TsneOptions, type TsneResult } from "./ffi/tsne.ts";
 export { runTsne, type TsneRunOptions, type TsneSummary } from "./lib/tsne.ts";
+export {
+  discriminate,
+  frechetDistance,
+  type GanEpochMetrics,
+  type GanEpochOptions,
+  ganTrainEpoch,
+  generate,
+} from "./ffi/gan.ts";
+export { type GanEpoch, type GanRunOptions, type GanSummary, runGan } from "./lib/gan.ts";
+export { GAN_DEFAULTS, GAN_SPECS, type GanSpecs, LATENT_DIM } from "./lib/gan/specs.ts";
+export { inceptionScore, klToUniform, measureQuality, type Quality } from "./lib/gan/quality.ts";
 export { activationAtlas, type Atlas, type AtlasOptions } from "./lib/atlas.ts";
 export type { LayerSpec, NetSpec } from "./ffi/spec.ts";
 export { loadCheckpoint, saveCheckpoint, type Sidecar } from "./lib/checkpoint.ts";

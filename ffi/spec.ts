@@ -45,6 +45,10 @@ export type LayerSpec =
   | { kind: "dropout"; /** @default 0.5 */ p?: number }
   | Tapped & { kind: "relu" | "sigmoid" | "tanh" | "mish" }
   | Tapped & { kind: "leaky_relu"; /** @default 0.01 */ slope?: number }
+  /** The same values in a new per-image shape (`x.view(-1, ...shape)`). */
+  | { kind: "reshape"; shape: number[] }
+  /** Nearest-neighbour upsampling by an integer factor. */
+  | { kind: "upsample"; scale: number }
   /** A ResNet basic block; taps `<tap>.conv1` and `<tap>`. */
   | Named & Tapped & {
     kind: "residual";
@@ -54,7 +58,14 @@ export type LayerSpec =
   };
 
 /**
- * A network: layers applied in order to a 1x28x28 image; the last gives the logits.
+ * What a network's last layer gives: a classifier's `[classes]` logits, a generator's
+ * `[1, 28, 28]` image (or 784 values) in the normalised space, or a discriminator's one logit.
+ */
+export type NetOutput = "logits" | "image" | "score";
+
+/**
+ * A network: layers applied in order to its input (a 1x28x28 image unless `input` says
+ * otherwise); the last gives the logits (or what `output` says).
  *
  * @example
  * ```ts
@@ -68,5 +79,9 @@ export type LayerSpec =
  */
 export interface NetSpec {
   name: string;
+  /** The per-example input shape. @default [1, 28, 28] */
+  input?: number[];
+  /** @default "logits" */
+  output?: NetOutput;
   layers: LayerSpec[];
 }

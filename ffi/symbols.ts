@@ -242,6 +242,42 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  /** (g: u64, d: u64, pixels: *const f32, n: usize, options: *const u8, options_len: usize,
+   *  progress: *mut u64, metrics_out: *mut f64, err, err_cap) */
+  wna_gan_train_epoch: {
+    parameters: [
+      "u64",
+      "u64",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (handle: u64, latent: *const f32, n: usize, out: *mut f32, out_len: usize, err, err_cap) */
+  wna_generate: {
+    parameters: ["u64", "buffer", "usize", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (handle: u64, pixels: *const f32, n: usize, out: *mut f32, out_len: usize, err, err_cap) */
+  wna_discriminate: {
+    parameters: ["u64", "buffer", "usize", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (a: *const f32, n_a: usize, b: *const f32, n_b: usize, dims: usize, out: *mut f64, err, cap) */
+  wna_frechet: {
+    parameters: ["buffer", "usize", "buffer", "usize", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
   /** (err: *mut u8, err_cap: usize): panics on purpose, for the tests. */
   wna_debug_panic: { parameters: ["buffer", "usize"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;

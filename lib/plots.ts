@@ -80,6 +80,27 @@ function stackFigure(figure: SvgNode): string {
       });
     }
   }
+  return stackParts(parts);
+}
+
+/**
+ * Standalone SVGs (from {@linkcode plotSvg}) stacked top to bottom into one: small multiples
+ * whose y scales differ, which one Plot's facets (sharing one y scale) cannot draw.
+ * @param svgs the parts, each with numeric width and height attributes
+ * @returns one SVG
+ */
+export function stackSvgs(svgs: string[]): string {
+  const size = (svg: string, attr: string) =>
+    Number(new RegExp(`^<svg[^>]*?\\s${attr}="([\\d.]+)"`).exec(svg)?.[1] ?? 0);
+  const parts = svgs.map((svg) => ({
+    width: size(svg, "width"),
+    height: size(svg, "height"),
+    markup: svg.replace(` xmlns="${SVG_NS}"`, ""),
+  }));
+  return stackParts(parts);
+}
+
+function stackParts(parts: { height: number; width: number; markup: string }[]): string {
   const width = Math.max(...parts.map((p) => p.width), 100);
   let y = 0;
   const body = parts.map((p) => {

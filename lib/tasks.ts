@@ -53,6 +53,13 @@ export const TASKS: Record<string, TaskSpec> = {
   backdoor: { ...STUDY, script: "scripts/backdoor.ts" },
   visualise: { ...ANALYSIS, script: "scripts/visualise.ts" },
   tsne: { ...STUDY, script: "scripts/tsne.ts", pathFlags: ["input", "labels", "out", "data-dir"] },
+  // Writes checkpoints/ when it has to train its judging classifier.
+  gan: {
+    ...STUDY,
+    script: "scripts/gan.ts",
+    write: ["out", "checkpoints", ".cache"],
+    pathFlags: ["out", "data-dir", "classifier"],
+  },
   bench: {
     script: "scripts/bench.ts",
     ffi: true,

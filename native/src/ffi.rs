@@ -12,11 +12,15 @@ use crate::arrays::Arrays;
 use crate::attribution::{self, AttributionOptions};
 use crate::error::{Code, Error, Result};
 use crate::feature_vis::{self, FeatureVisOptions};
+use crate::frechet;
+use crate::gan;
 use crate::grad;
 use crate::model::{self, Model, Stimulation};
 use crate::noise::{self, DataNoise};
 use crate::optim::Kind;
-use crate::options::{self, AnalyseOptions, ClassifyOptions, ModelOptions, TrainOptions};
+use crate::options::{
+    self, AnalyseOptions, ClassifyOptions, GanOptions, ModelOptions, TrainOptions,
+};
 use crate::progress::Progress;
 use crate::train;
 use crate::tsne::{self, TsneOptions};
@@ -767,6 +771,101 @@ pub unsafe extern "C" fn wna_trustworthiness(
         let y = slice(embedded, n_embedded, "embedded")?;
         let out = slice_mut(out, 1, "trustworthiness")?;
         out[0] = tsne::trustworthiness(x, dims, y, embedded_dims, k)?;
+        Ok(())
+    })
+}
+
+/// One epoch of `gan::train_epoch` of generator `g` against discriminator `d` on `pixels`;
+/// writes discriminator loss, generator loss, mean D(x) and mean D(G(z)) to `metrics_out[0..4]`.
+#[no_mangle]
+pub unsafe extern "C" fn wna_gan_train_epoch(
+    g: u64,
+    d: u64,
+    pixels: *const f32,
+    n_values: usize,
+    options: *const u8,
+    options_len: usize,
+    progress: *mut u64,
+    metrics_out: *mut f64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        if g == d {
+            crate::bail!(
+                InvalidArgument,
+                "gan: the generator and the discriminator are the same model (handle {g})"
+            );
+        }
+        let px = slice(pixels, n_values, "images")?;
+        let cfg =
+            options::parse::<GanOptions>(text(options, options_len, "options")?, "gan")?.config();
+        let out = slice_mut(metrics_out, 4, "metrics")?;
+        let m = with_model(g, |gm| {
+            with_model(d, |dm| {
+                gan::train_epoch(gm, dm, px, &cfg, Progress::from_ptr(progress))
+            })
+        })?;
+        out.copy_from_slice(&[m.d_loss, m.g_loss, m.d_real, m.d_fake]);
+        Ok(())
+    })
+}
+
+/// `gan::generate`: pixels `[n * 784]` from latents `[n * dim]`.
+#[no_mangle]
+pub unsafe extern "C" fn wna_generate(
+    handle: u64,
+    latent: *const f32,
+    n_values: usize,
+    out: *mut f32,
+    out_len: usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let z = slice(latent, n_values, "latent")?;
+        let out = slice_mut(out, out_len, "images")?;
+        with_model(handle, |m| copy_out(out, &gan::generate(m, z)?, "images"))
+    })
+}
+
+/// `gan::discriminate`: the probability that each image is real.
+#[no_mangle]
+pub unsafe extern "C" fn wna_discriminate(
+    handle: u64,
+    pixels: *const f32,
+    n_values: usize,
+    out: *mut f32,
+    out_len: usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let px = slice(pixels, n_values, "images")?;
+        let out = slice_mut(out, out_len, "scores")?;
+        with_model(handle, |m| {
+            copy_out(out, &gan::discriminate(m, px)?, "scores")
+        })
+    })
+}
+
+/// `frechet::frechet_distance` of two feature sets with `dims` columns, written to `out[0]`.
+#[no_mangle]
+pub unsafe extern "C" fn wna_frechet(
+    a: *const f32,
+    n_a: usize,
+    b: *const f32,
+    n_b: usize,
+    dims: usize,
+    out: *mut f64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let a = slice(a, n_a, "first features")?;
+        let b = slice(b, n_b, "second features")?;
+        let out = slice_mut(out, 1, "distance")?;
+        out[0] = frechet::frechet_distance(a, b, dims)?;
         Ok(())
     })
 }

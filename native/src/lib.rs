@@ -7,6 +7,8 @@ pub mod augment;
 pub mod error;
 pub mod feature_vis;
 pub mod ffi;
+pub mod frechet;
+pub mod gan;
 pub mod grad;
 pub mod kernels;
 pub mod layers;

@@ -2,6 +2,7 @@
 //! is an error that names it, never silently ignored.
 
 use crate::error::{Error, Result};
+use crate::gan::GanConfig;
 use crate::model::Model;
 use crate::models::builtin;
 use crate::noise::{AnalysisConfig, ClassifyConfig, NoiseKind};
@@ -116,6 +117,32 @@ impl TrainOptions {
             seed: self.seed.unwrap_or(0),
             epoch: self.epoch,
             mixup: self.mixup.unwrap_or(false),
+        }
+    }
+}
+
+/// One GAN epoch's options; the defaults are the classic MLP GAN's (Adam 2e-4, beta1 0.5,
+/// batch 128), defined once here.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GanOptions {
+    batch_size: Option<usize>,
+    lr: Option<f64>,
+    beta1: Option<f64>,
+    beta2: Option<f64>,
+    seed: Option<u64>,
+    epoch: u64,
+}
+
+impl GanOptions {
+    pub fn config(&self) -> GanConfig {
+        GanConfig {
+            batch_size: self.batch_size.unwrap_or(128),
+            lr: self.lr.unwrap_or(2e-4),
+            beta1: self.beta1.unwrap_or(0.5),
+            beta2: self.beta2.unwrap_or(0.999),
+            seed: self.seed.unwrap_or(0),
+            epoch: self.epoch,
         }
     }
 }

@@ -4,13 +4,48 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// A whole network: a display name and its layers, applied in order to a `[1, 28, 28]` image.
-/// The output of the last layer is the logits.
+/// A whole network: a display name and its layers, applied in order to its input, a `[1, 28, 28]`
+/// image unless `input` says otherwise (a GAN generator's latent vector). `output` says what the
+/// last layer gives; a classifier's logits unless said otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetSpec {
     pub name: String,
+    #[serde(default = "image_shape", skip_serializing_if = "is_image_shape")]
+    pub input: Shape,
+    #[serde(default, skip_serializing_if = "Output::is_logits")]
+    pub output: Output,
     pub layers: Vec<LayerSpec>,
+}
+
+/// What a network's last layer gives, which fixes the shape it must have.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Output {
+    /// `[classes]` logits, classes >= 2: a classifier.
+    #[default]
+    Logits,
+    /// A `[1, 28, 28]` image (or its 784 values), in the normalised space: a GAN's generator.
+    Image,
+    /// `[1]`, one logit: a GAN's discriminator.
+    Score,
+}
+
+impl Output {
+    fn is_logits(&self) -> bool {
+        *self == Self::Logits
+    }
+}
+
+/// The image every dataset here has: one channel, 28 x 28.
+pub const IMAGE: [usize; 3] = [1, 28, 28];
+
+fn image_shape() -> Shape {
+    IMAGE.to_vec()
+}
+
+fn is_image_shape(shape: &Shape) -> bool {
+    shape[..] == IMAGE
 }
 
 fn one() -> usize {
@@ -106,6 +141,16 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tap: Option<String>,
     },
+    /// The same values in a new per-image shape, as `x.view(-1, *shape)` (a generator's fc output
+    /// to `[c, h, w]` maps).
+    Reshape {
+        shape: Vec<usize>,
+    },
+    /// Nearest-neighbour upsampling by an integer `scale` (PyTorch's `Upsample(scale_factor,
+    /// mode="nearest")`): each pixel becomes a `scale x scale` block.
+    Upsample {
+        scale: usize,
+    },
     /// x * tanh(softplus(x)) (Misra, 2019).
     Mish {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,6 +186,8 @@ impl LayerSpec {
             Self::Tanh { .. } => "tanh",
             Self::LeakyRelu { .. } => "leaky_relu",
             Self::Mish { .. } => "mish",
+            Self::Reshape { .. } => "reshape",
+            Self::Upsample { .. } => "upsample",
             Self::Residual { .. } => "residual",
         }
     }
@@ -159,7 +206,9 @@ impl LayerSpec {
             | Self::LeakyRelu { tap, .. }
             | Self::Mish { tap }
             | Self::Residual { tap, .. } => tap.as_deref(),
-            Self::Flatten | Self::Dropout { .. } => None,
+            Self::Flatten | Self::Dropout { .. } | Self::Reshape { .. } | Self::Upsample { .. } => {
+                None
+            }
         }
     }
 
@@ -187,13 +236,21 @@ fn window(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<u
 }
 
 impl NetSpec {
-    /// The shape after every layer, checking each layer against its input; the error names the
-    /// layer (index, kind, name) and says what it expected.
+    /// The shape after every layer, checking each layer against its input and the last against
+    /// `output`; the error names the layer (index, kind, name) and says what it expected.
     pub fn shapes(&self) -> Result<Vec<Shape>> {
         if self.layers.is_empty() {
             crate::bail!(InvalidArgument, "spec {}: has no layers", self.name);
         }
-        let mut shape: Shape = vec![1, 28, 28];
+        if self.input.is_empty() || self.input.contains(&0) {
+            crate::bail!(
+                InvalidArgument,
+                "spec {}: the input shape {:?} is empty",
+                self.name,
+                self.input
+            );
+        }
+        let mut shape: Shape = self.input.clone();
         let mut out = Vec::with_capacity(self.layers.len());
         let mut params = std::collections::HashSet::new();
         let mut taps = std::collections::HashSet::new();
@@ -314,23 +371,64 @@ impl NetSpec {
                         _ => return Err(bad(format!("out {out} stride {stride} on {shape:?}"))),
                     }
                 }
+                LayerSpec::Reshape { shape: to } => {
+                    let (from, into) = (
+                        shape.iter().product::<usize>(),
+                        to.iter().product::<usize>(),
+                    );
+                    if to.is_empty() || to.len() > 3 || from != into {
+                        return Err(bad(format!(
+                            "cannot view {shape:?} ({from} values) as {to:?} ({into} values); \
+                             the shape needs 1 to 3 dimensions and the same count"
+                        )));
+                    }
+                    to.clone()
+                }
+                LayerSpec::Upsample { scale } => {
+                    let (c, h, w) = image(&shape)?;
+                    if *scale < 1 {
+                        return Err(bad("scale must be >= 1".into()));
+                    }
+                    vec![c, h * scale, w * scale]
+                }
             };
             if shape.contains(&0) {
                 return Err(bad(format!("the output shape {shape:?} is empty")));
             }
             out.push(shape.clone());
         }
-        match shape[..] {
-            [classes] if classes >= 2 => Ok(out),
-            _ => Err(Error::InvalidArgument(format!(
-                "spec {}: the last layer must give [classes] logits with classes >= 2, got {shape:?}",
+        let fits = match self.output {
+            Output::Logits => matches!(shape[..], [classes] if classes >= 2),
+            Output::Image => shape[..] == IMAGE || shape[..] == [784],
+            Output::Score => shape[..] == [1],
+        };
+        if !fits {
+            let wanted = match self.output {
+                Output::Logits => "[classes] logits with classes >= 2",
+                Output::Image => "an image, [1, 28, 28] or [784]",
+                Output::Score => "one score, [1]",
+            };
+            crate::bail!(
+                InvalidArgument,
+                "spec {}: the last layer must give {wanted}, got {shape:?}",
                 self.name
-            ))),
+            );
         }
+        Ok(out)
     }
 
-    /// The number of classes: the width of the last layer's output.
+    /// Values per input: 784 for an image.
+    pub fn input_size(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    /// The number of classes: the width of the last layer's output (its size, for a generator).
     pub fn classes(&self) -> Result<usize> {
-        Ok(self.shapes()?.last().expect("shapes checked non-empty")[0])
+        Ok(self
+            .shapes()?
+            .last()
+            .expect("shapes checked non-empty")
+            .iter()
+            .product())
     }
 }

@@ -87,6 +87,8 @@ pub fn spec(name: &str, classes: usize, blocks: Option<[usize; 4]>) -> Result<Ne
     };
     let spec = NetSpec {
         name: name.to_string(),
+        input: crate::spec::IMAGE.to_vec(),
+        output: crate::spec::Output::Logits,
         layers: serde_json::from_value(layers)
             .map_err(|e| Error::InvalidArgument(format!("built-in spec {name}: {e}")))?,
     };

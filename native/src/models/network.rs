@@ -67,6 +67,8 @@ enum Op {
     Dropout(Dropout),
     Activation(Activation),
     Residual(Box<Residual>),
+    Reshape(Vec<usize>),
+    Upsample(usize),
 }
 
 struct Step {
@@ -86,7 +88,7 @@ impl Network {
         let mut steps: Vec<Step> = Vec::new();
         let mut layers = Vec::new();
         let mut rf = Rf::default();
-        let mut input: &[usize] = &[1, 28, 28];
+        let mut input: &[usize] = &spec.input;
         let mut dropouts = 0;
         for (i, (layer, shape)) in spec.layers.iter().zip(&shapes).enumerate() {
             let vb = vb.pp(layer.param_name(i).unwrap_or_default());
@@ -129,6 +131,10 @@ impl Network {
                 LayerSpec::Tanh { .. } => Op::Activation(Activation::Tanh),
                 LayerSpec::LeakyRelu { slope, .. } => Op::Activation(Activation::LeakyRelu(*slope)),
                 LayerSpec::Mish { .. } => Op::Activation(Activation::Mish),
+                LayerSpec::Reshape { shape } => Op::Reshape(shape.clone()),
+                // Receptive fields are for the image inputs of classifiers; a generator's
+                // upsampling leaves them as they are.
+                LayerSpec::Upsample { scale } => Op::Upsample(*scale),
                 LayerSpec::Residual { out, stride, .. } => {
                     rf = rf.conv(3, *stride, 1);
                     if let Some(name) = &tap {
@@ -165,6 +171,16 @@ impl Network {
     }
 }
 
+/// Nearest-neighbour upsampling as a broadcast: `[b, c, h, w]` to `[b, c, h*s, w*s]`. Built from
+/// reshape and broadcast, whose gradients (a sum over each block) candle has long had right;
+/// `native/tests/spec.rs` checks both directions against direct loops.
+pub fn upsample_nearest(x: &Tensor, scale: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    Ok(x.reshape((b, c, h, 1, w, 1))?
+        .broadcast_as((b, c, h, scale, w, scale))?
+        .reshape((b, c, h * scale, w * scale))?)
+}
+
 /// What a tap at this point looks like to an experiment.
 fn info(name: &str, shape: &[usize], rf: Rf) -> LayerInfo {
     match shape {
@@ -188,6 +204,12 @@ impl Net for Network {
                 Op::Dropout(d) => d.forward(&x, train)?,
                 Op::Activation(a) => a.forward(&x)?,
                 Op::Residual(r) => r.forward(&x, train, step.tap.as_deref(), tap)?,
+                Op::Reshape(shape) => {
+                    let mut dims = vec![x.dim(0)?];
+                    dims.extend(shape);
+                    x.reshape(dims)?
+                }
+                Op::Upsample(scale) => upsample_nearest(&x, *scale)?,
             };
             if let Some(name) = &step.tap {
                 x = tap(name, x)?;

@@ -1,0 +1,599 @@
+/**
+ * `deno task gan`: a GAN trained natively on MNIST, judged by numbers every epoch (Inception
+ * score, class histogram and its KL to uniform, Frechet distance, all through zoo net 11.1),
+ * with latent interpolation strips and t-SNE maps of generated images, of their latents, and of
+ * the classifier's activations on clean and FGSM images. Resumes from its last finished epoch.
+ * @module
+ */
+import { loadDataset } from "../data/datasets.ts";
+import { frechetDistance, type GanEpochMetrics, ganTrainEpoch, generate } from "../ffi/gan.ts";
+import { Model } from "../ffi/model.ts";
+import { tsne } from "../ffi/tsne.ts";
+import { loadCheckpoint } from "./checkpoint.ts";
+import { embeddingFigure } from "./embedding_figure.ts";
+import { type Figure, type Table, writeFigure, writeReport } from "./figures.ts";
+import { writeJsonAtomic } from "./files.ts";
+import { histogramFigure, latentHistogramFigure, qualityFigure } from "./gan/figures.ts";
+import { features, measureQuality, type Quality } from "./gan/quality.ts";
+import { zooClassifier } from "./gan/classifier.ts";
+import { GAN_DEFAULTS, GAN_SPECS, type GanSpecs, LATENT_DIM } from "./gan/specs.ts";
+import type { MapGrid } from "./map_grid.ts";
+import { encodeNpz, writeNpy } from "./npy.ts";
+import { ProgressBar } from "./progress.ts";
+import { SeededRandom } from "./random.ts";
+import { readStoredRun } from "./zoo/train_net.ts";
+
+/** Options of {@linkcode runGan}. */
+export interface GanRunOptions {
+  outDir: string;
+  /** @default "mlp" */
+  gan?: keyof typeof GAN_SPECS;
+  epochs?: number;
+  seed?: number;
+  /** Training images (the first n); all 60,000 by default. */
+  trainImages?: number;
+  /** Samples behind each epoch's quality numbers. */
+  qualitySamples?: number;
+  /** Adam's settings and the batch; the native defaults when absent. */
+  lr?: number;
+  batchSize?: number;
+  /** A classifier checkpoint; default: zoo net 11.1 on 60k images (trained once if missing). */
+  classifier?: string;
+  interpolationPairs?: number;
+  tsnePoints?: number;
+  dataDir?: string;
+  device?: "cpu" | "cuda" | "auto";
+  progress?: boolean;
+  log?: (line: string) => void;
+}
+
+/** One epoch of the run. */
+export interface GanEpoch extends GanEpochMetrics {
+  epoch: number;
+  seconds: number;
+  samples: number;
+  inceptionScore: number;
+  frechet: number;
+  klToUniform: number;
+  histogram: number[];
+}
+
+/** `summary.json` of a run. */
+export interface GanSummary {
+  gan: string;
+  generator: GanSpecs["generator"];
+  discriminator: GanSpecs["discriminator"];
+  epochs: number;
+  seed: number;
+  trainImages: number;
+  classifier: { path: string; testAccuracy?: number };
+  /** The test set through the same classifier: the ceiling the samples are measured against. */
+  real: Omit<Quality, "frechet"> & { frechetEvenOdd: number };
+  history: GanEpoch[];
+  /** The epoch with the lowest Frechet distance; its generator is kept and analysed. */
+  bestEpoch: number;
+  best: Omit<GanEpoch, "histogram"> & {
+    histogram: number[];
+    inceptionSplits: Quality["inceptionSplits"];
+  };
+  interpolation: {
+    pairs: number;
+    steps: number;
+    /** Strips whose predicted class changes between the ends. */
+    changingClass: number;
+  };
+  tsne: { name: string; points: number; trustworthiness: number; seconds: number }[];
+  seconds: number;
+}
+
+/** n latents from N(0, 1), a seeded stream per use. */
+function latents(n: number, seed: number, stream: number): Float32Array {
+  const r = new SeededRandom(seed, stream);
+  return Float32Array.from({ length: n * LATENT_DIM }, () => r.normal());
+}
+
+/** The images whose index passes `keep`, copied into one array. */
+function pick(images: Float32Array, keep: (i: number) => boolean): Float32Array {
+  const n = images.length / 784;
+  const idx = Array.from({ length: n }, (_, i) => i).filter(keep);
+  const out = new Float32Array(idx.length * 784);
+  idx.forEach((i, k) => out.set(images.subarray(i * 784, (i + 1) * 784), k * 784));
+  return out;
+}
+
+/** Streams of the latents drawn in TypeScript, so that each use has its own. */
+const STREAMS = { quality: 101, grid: 102, interpolation: 200, tsne: 103 } as const;
+
+interface State {
+  settings: Record<string, unknown>;
+  history: GanEpoch[];
+  seconds: number;
+}
+
+const stateFiles = (dir: string) => ({
+  generator: `${dir}/generator.safetensors`,
+  discriminator: `${dir}/discriminator.safetensors`,
+  generatorOptimizer: `${dir}/generator-optimizer.safetensors`,
+  discriminatorOptimizer: `${dir}/discriminator-optimizer.safetensors`,
+  best: `${dir}/generator-best.safetensors`,
+  progress: `${dir}/progress.json`,
+});
+
+/** Writes the epoch's state; progress.json goes first and comes back last (see trainNet). */
+async function saveState(dir: string, g: Model, d: Model, state: State, best: boolean) {
+  await Deno.mkdir(dir, { recursive: true });
+  const f = stateFiles(dir);
+  await Deno.remove(f.progress).catch(() => {});
+  g.saveWeights(f.generator);
+  d.saveWeights(f.discriminator);
+  g.saveOptimizer(f.generatorOptimizer);
+  d.saveOptimizer(f.discriminatorOptimizer);
+  if (best) g.saveWeights(f.best);
+  await writeJsonAtomic(f.progress, state);
+}
+
+async function resumeState(dir: string, g: Model, d: Model, settings: Record<string, unknown>) {
+  const f = stateFiles(dir);
+  const stored = await readStoredRun<State>(f.progress, {});
+  const same = stored && Object.entries(settings).every(([k, v]) => stored.settings?.[k] === v) &&
+    Array.isArray(stored.history) && stored.history.length > 0;
+  if (!same) return undefined;
+  g.loadWeights(f.generator);
+  d.loadWeights(f.discriminator);
+  g.loadOptimizer(f.generatorOptimizer);
+  d.loadOptimizer(f.discriminatorOptimizer);
+  return stored;
+}
+
+const bestOf = (history: GanEpoch[]) =>
+  history.reduce((a, b) => (b.frechet < a.frechet ? b : a)).epoch;
+
+/** A grid of greyscale digits with a title each. */
+function digitGrid(
+  name: string,
+  title: string,
+  caption: string,
+  images: Float32Array,
+  titles?: string[],
+  columns = 10,
+): MapGrid {
+  return {
+    kind: "maps",
+    name,
+    title,
+    caption,
+    maps: images,
+    count: images.length / 784,
+    height: 28,
+    width: 28,
+    titles,
+    columns,
+    scale: 2,
+    grey: true,
+    keepRows: true,
+  };
+}
+
+/**
+ * Trains (or resumes) the GAN, then writes per-epoch quality, samples, interpolations, t-SNE
+ * maps, arrays, `summary.json` and `report.html` under `outDir`.
+ * @param o the GAN, schedule, classifier and output folder
+ * @returns the summary
+ */
+export async function runGan(o: GanRunOptions): Promise<GanSummary> {
+  const log = o.log ?? console.log;
+  const name = o.gan ?? GAN_DEFAULTS.gan;
+  const specs = GAN_SPECS[name];
+  if (!specs) {
+    throw new RangeError(
+      `gan: unknown GAN "${name}" (expected ${Object.keys(GAN_SPECS).join(", ")})`,
+    );
+  }
+  const epochs = o.epochs ?? GAN_DEFAULTS.epochs;
+  const seed = o.seed ?? GAN_DEFAULTS.seed;
+  const qualitySamples = o.qualitySamples ?? GAN_DEFAULTS.qualitySamples;
+  const t0 = performance.now();
+  await Deno.mkdir(`${o.outDir}/samples`, { recursive: true });
+
+  // Data and the judge.
+  const train = await loadDataset("mnist", "train", { dataDir: o.dataDir, limit: o.trainImages });
+  const test = await loadDataset("mnist", "test", { dataDir: o.dataDir });
+  const judge = o.classifier
+    ? await loadCheckpoint(o.classifier, o.device).then((c) => ({
+      model: c.model,
+      path: o.classifier!,
+      accuracy: c.sidecar.testAccuracy,
+    }))
+    : await zooClassifier({
+      id: GAN_DEFAULTS.classifier,
+      train,
+      test,
+      seed: 0,
+      device: o.device,
+      log,
+    });
+  using classifier = judge.model;
+  const realImages = test.images.subarray(0, Math.min(qualitySamples, test.count) * 784);
+  const reference = await features(classifier, realImages);
+  const realQuality = await measureQuality(classifier, realImages);
+  // The Frechet distance between the even and the odd test images: the floor that sampling
+  // alone sets. (Not the first and second halves: MNIST's test set was assembled from two
+  // writer populations in order, and its halves differ.)
+  const split = (parity: number) => features(classifier, pick(realImages, (i) => i % 2 === parity));
+  const [even, odd] = [await split(0), await split(1)];
+  const frechetEvenOdd = await frechetDistance(even.data, odd.data, even.width);
+  log(
+    `judge: ${judge.path} (${((judge.accuracy ?? NaN) * 100).toFixed(2)}%); test set: Inception ` +
+      `score ${realQuality.inceptionScore.toFixed(2)}, Frechet between its even and odd images ${
+        frechetEvenOdd.toFixed(2)
+      }`,
+  );
+
+  // The networks. D normalises pixels to [-1, 1], the range of G's tanh.
+  const norm = { mean: 0.5, std: 0.5, device: o.device };
+  using g = Model.create(specs.generator, { ...norm, seed });
+  using d = Model.create(specs.discriminator, { ...norm, seed: seed + 1 });
+  const settings = {
+    gan: name,
+    spec: JSON.stringify(specs),
+    seed,
+    trainImages: train.count,
+    qualitySamples,
+    lr: o.lr,
+    batchSize: o.batchSize,
+    judge: judge.path,
+  };
+  const stateDir = `${o.outDir}/state`;
+  const resumed = await resumeState(stateDir, g, d, settings);
+  const history: GanEpoch[] = resumed?.history ?? [];
+  if (resumed) log(`resuming after epoch ${history.length} (${stateDir})`);
+  const secondsBefore = resumed?.seconds ?? 0;
+  const qualityZ = latents(qualitySamples, seed, STREAMS.quality);
+  const gridZ = latents(100, seed, STREAMS.grid);
+
+  // Training, judged every epoch.
+  for (let epoch = history.length; epoch < epochs; epoch++) {
+    const e0 = performance.now();
+    const bar = o.progress === false
+      ? undefined
+      : new ProgressBar(`GAN epoch ${epoch + 1}/${epochs}`);
+    const m = await ganTrainEpoch(g, d, train.images, {
+      epoch,
+      seed,
+      lr: o.lr,
+      batchSize: o.batchSize,
+    }, bar?.callback);
+    const q = await measureQuality(classifier, await generate(g, qualityZ), reference);
+    const row: GanEpoch = {
+      epoch: epoch + 1,
+      ...m,
+      seconds: (performance.now() - e0) / 1000,
+      samples: qualitySamples,
+      inceptionScore: q.inceptionScore,
+      frechet: q.frechet,
+      klToUniform: q.klToUniform,
+      histogram: q.histogram,
+    };
+    history.push(row);
+    bar?.done(
+      `D loss ${m.discriminatorLoss.toFixed(3)}, G loss ${m.generatorLoss.toFixed(3)}, IS ${
+        q.inceptionScore.toFixed(2)
+      }, FID ${q.frechet.toFixed(2)}, KL ${q.klToUniform.toFixed(3)}`,
+    );
+    const grid = await generate(g, gridZ);
+    await writeFigure(
+      `${o.outDir}/samples`,
+      digitGrid(`epoch-${String(epoch + 1).padStart(3, "0")}`, "", "", grid),
+    );
+    await saveState(stateDir, g, d, {
+      settings,
+      history,
+      seconds: secondsBefore + (performance.now() - t0) / 1000,
+    }, bestOf(history) === epoch + 1);
+  }
+
+  // The kept generator: the epoch with the lowest Frechet distance.
+  const bestEpoch = bestOf(history);
+  g.loadWeights(stateFiles(stateDir).best);
+  const bestImages = await generate(g, qualityZ);
+  const bestQuality = await measureQuality(classifier, bestImages, reference);
+  log(
+    `best epoch ${bestEpoch}: Inception score ${bestQuality.inceptionScore.toFixed(2)}, ` +
+      `Frechet ${bestQuality.frechet.toFixed(2)}, KL to uniform ${
+        bestQuality.klToUniform.toFixed(3)
+      }`,
+  );
+
+  const interpolation = await interpolate(g, classifier, seed, o.interpolationPairs);
+  const maps = await tsneMaps(
+    g,
+    classifier,
+    test,
+    seed,
+    o.tsnePoints ?? GAN_DEFAULTS.tsnePoints,
+    log,
+  );
+
+  // Arrays.
+  const keep = Math.min(1000, qualitySamples);
+  await writeNpy(`${o.outDir}/samples.npy`, {
+    data: bestImages.subarray(0, keep * 784),
+    shape: [keep, 28, 28],
+  });
+  await writeNpy(`${o.outDir}/latents.npy`, {
+    data: qualityZ.subarray(0, keep * LATENT_DIM),
+    shape: [keep, LATENT_DIM],
+  });
+  await Deno.writeFile(
+    `${o.outDir}/interpolation.npz`,
+    encodeNpz({
+      images: {
+        data: interpolation.images,
+        shape: [interpolation.pairs.length, GAN_DEFAULTS.interpolationSteps, 28, 28],
+      },
+      z1: {
+        data: Float32Array.from(interpolation.pairs.flatMap((p) => [...p.z1])),
+        shape: [interpolation.pairs.length, LATENT_DIM],
+      },
+      z2: {
+        data: Float32Array.from(interpolation.pairs.flatMap((p) => [...p.z2])),
+        shape: [interpolation.pairs.length, LATENT_DIM],
+      },
+      predictions: { data: interpolation.predictions, shape: [interpolation.predictions.length] },
+      confidence: { data: interpolation.confidence, shape: [interpolation.confidence.length] },
+    }),
+  );
+  for (const m of maps.filter((m) => m.seconds > 0)) {
+    await writeNpy(`${o.outDir}/tsne-${m.name}.npy`, { data: m.embedding, shape: [m.points, 2] });
+  }
+
+  // Figures and report.
+  const quality = qualityFigure(
+    history,
+    { inceptionScore: realQuality.inceptionScore, frechetEvenOdd },
+    bestEpoch,
+  );
+  const histogram = histogramFigure(
+    bestQuality.histogram,
+    realQuality.histogram,
+    bestQuality.klToUniform,
+    realQuality.klToUniform,
+  );
+  const samples = digitGrid(
+    "samples",
+    `Samples of epoch ${bestEpoch}`,
+    `100 samples of the kept generator (epoch ${bestEpoch}), each titled with the judging ` +
+      "classifier's predicted digit and confidence.",
+    bestImages.subarray(0, 100 * 784),
+    Array.from(
+      { length: 100 },
+      (_, i) => `${bestQuality.predictions[i]} ${(100 * bestQuality.confidence[i]).toFixed(0)}%`,
+    ),
+  );
+  const strips = digitGrid(
+    "interpolation",
+    "Latent interpolation",
+    `Each row: G(a z1 + (1 - a) z2) for a = 0, 0.1, ..., 1 (z2 on the left, z1 on the right), ` +
+      `for ${interpolation.pairs.length} seeded pairs; titled with the predicted digit and its ` +
+      `confidence. ${interpolation.changing} of ${interpolation.pairs.length} strips change ` +
+      "class on the way.",
+    interpolation.images,
+    Array.from(
+      interpolation.predictions,
+      (p, i) => `${p} ${(100 * interpolation.confidence[i]).toFixed(0)}%`,
+    ),
+    GAN_DEFAULTS.interpolationSteps,
+  );
+  const latentsFigure = latentHistogramFigure(interpolation.pairs);
+  const figures: (Figure | MapGrid)[] = [
+    quality,
+    histogram,
+    samples,
+    strips,
+    latentsFigure,
+    ...maps.map((m) => m.figure),
+  ];
+  for (const f of figures) await writeFigure(o.outDir, f);
+  const table: Table = {
+    title: "Quality per epoch",
+    caption: `Inception score (IS), Frechet distance (FID) in the classifier's penultimate ` +
+      `features, and KL of the class histogram to uniform, over ${qualitySamples} samples; ` +
+      "D(x) and D(G(z)): the discriminator's mean output on real and fake batches.",
+    header: ["epoch", "D loss", "G loss", "D(x)", "D(G(z))", "IS", "FID", "KL", "s"],
+    rows: history.map((e) => [
+      e.epoch,
+      e.discriminatorLoss.toFixed(3),
+      e.generatorLoss.toFixed(3),
+      e.dReal.toFixed(3),
+      e.dFake.toFixed(3),
+      e.inceptionScore.toFixed(2),
+      e.frechet.toFixed(2),
+      e.klToUniform.toFixed(3),
+      e.seconds.toFixed(0),
+    ]),
+  };
+  const seconds = secondsBefore + (performance.now() - t0) / 1000;
+  const best = history[bestEpoch - 1];
+  const summary: GanSummary = {
+    gan: name,
+    generator: specs.generator,
+    discriminator: specs.discriminator,
+    epochs,
+    seed,
+    trainImages: train.count,
+    classifier: { path: judge.path, testAccuracy: judge.accuracy },
+    real: {
+      inceptionScore: realQuality.inceptionScore,
+      inceptionSplits: realQuality.inceptionSplits,
+      histogram: realQuality.histogram,
+      klToUniform: realQuality.klToUniform,
+      frechetEvenOdd,
+    },
+    history,
+    bestEpoch,
+    best: { ...best, inceptionSplits: bestQuality.inceptionSplits },
+    interpolation: {
+      pairs: interpolation.pairs.length,
+      steps: GAN_DEFAULTS.interpolationSteps,
+      changingClass: interpolation.changing,
+    },
+    tsne: maps.map((m) => ({
+      name: m.name,
+      points: m.points,
+      trustworthiness: m.trustworthiness,
+      seconds: m.seconds,
+    })),
+    seconds,
+  };
+  await writeJsonAtomic(`${o.outDir}/summary.json`, summary);
+  const sections = [
+    {
+      heading: "Quality per epoch",
+      intro: `The generator is kept at epoch ${bestEpoch}, where the Frechet distance is lowest ` +
+        `(${best.frechet.toFixed(2)}; the test set's even and odd images are ${
+          frechetEvenOdd.toFixed(2)
+        } apart). Its Inception score is ${best.inceptionScore.toFixed(2)} against the test ` +
+        `set's ${realQuality.inceptionScore.toFixed(2)}, and its class histogram is ${
+          best.klToUniform.toFixed(3)
+        } nats from uniform (the test set: ${realQuality.klToUniform.toFixed(3)}).`,
+      items: [quality, table, histogram],
+    },
+    { heading: "Samples", items: [samples] },
+    { heading: "Latent interpolation", items: [strips, latentsFigure] },
+    { heading: "t-SNE maps", items: maps.map((m) => m.figure) },
+  ];
+  await writeReport(
+    `${o.outDir}/report.html`,
+    `GAN on MNIST: ${name}`,
+    `A ${name} GAN (z ~ N(0, 1) in ${LATENT_DIM} dimensions) trained on ${train.count} MNIST ` +
+      `images for ${epochs} epochs, seed ${seed}, judged by ${judge.path} (test accuracy ${
+        ((judge.accuracy ?? NaN) * 100).toFixed(2)
+      }%). ${seconds.toFixed(0)} s in all. Arrays: <code>samples.npy</code>, ` +
+      "<code>latents.npy</code>, <code>interpolation.npz</code>, <code>tsne-*.npy</code>; " +
+      "the generator of every epoch's state and the kept one under <code>state/</code>; one " +
+      "sample grid per epoch under <code>samples/</code>.",
+    sections,
+  );
+  log(`wrote ${o.outDir}/report.html`);
+  return summary;
+}
+
+/** Interpolation strips between seeded latent pairs, classified. */
+async function interpolate(g: Model, classifier: Model, seed: number, pairCount?: number) {
+  const steps = GAN_DEFAULTS.interpolationSteps;
+  const pairs = Array.from({ length: pairCount ?? GAN_DEFAULTS.interpolationPairs }, (_, p) => ({
+    z1: latents(1, seed, STREAMS.interpolation + 2 * p),
+    z2: latents(1, seed, STREAMS.interpolation + 2 * p + 1),
+  }));
+  const z = new Float32Array(pairs.length * steps * LATENT_DIM);
+  pairs.forEach(({ z1, z2 }, p) => {
+    for (let s = 0; s < steps; s++) {
+      const a = s / (steps - 1);
+      for (let j = 0; j < LATENT_DIM; j++) {
+        z[(p * steps + s) * LATENT_DIM + j] = a * z1[j] + (1 - a) * z2[j];
+      }
+    }
+  });
+  const images = await generate(g, z);
+  const q = await measureQuality(classifier, images);
+  let changing = 0;
+  for (let p = 0; p < pairs.length; p++) {
+    if (q.predictions[p * steps] !== q.predictions[p * steps + steps - 1]) changing++;
+  }
+  return { pairs, images, predictions: q.predictions, confidence: q.confidence, changing };
+}
+
+/** t-SNE maps of generated images, their latents, and clean vs FGSM activations. */
+async function tsneMaps(
+  g: Model,
+  classifier: Model,
+  test: { images: Float32Array; labels: Uint8Array; count: number },
+  seed: number,
+  points: number,
+  log: (line: string) => void,
+) {
+  const z = latents(points, seed, STREAMS.tsne);
+  const images = await generate(g, z);
+  const judged = await measureQuality(classifier, images);
+  const n = Math.min(points, test.count);
+  const clean = test.images.subarray(0, n * 784);
+  const labels = test.labels.subarray(0, n);
+  const adversarial = await classifier.fgsm(clean, labels, GAN_DEFAULTS.fgsmEps);
+  const both = new Float32Array(2 * n * 784);
+  both.set(clean);
+  both.set(adversarial, n * 784);
+  const bothJudged = await measureQuality(classifier, both);
+  const inputs = [
+    {
+      name: "generated",
+      title: "Generated digits (classifier features)",
+      data: (await features(classifier, images)).data,
+      labels: judged.predictions,
+      classNames: undefined as string[] | undefined,
+      what: `${points} generated digits, by the judging classifier's penultimate features, ` +
+        "coloured by its predicted digit. Well-separated islands mean the generator draws " +
+        "every digit distinctly.",
+    },
+    {
+      name: "latents",
+      title: "Their latent vectors",
+      data: z,
+      labels: judged.predictions,
+      classNames: undefined,
+      what: `The same ${points} latent vectors z (${LATENT_DIM} dimensions), coloured by the ` +
+        "digit G(z) is classified as. The generator bends an isotropic Gaussian into the digit " +
+        "manifold: classes that are islands in feature space are spread through latent space.",
+    },
+    {
+      name: "fgsm",
+      title: "Clean and FGSM test images (classifier features)",
+      data: (await features(classifier, both)).data,
+      labels: bothJudged.predictions,
+      classNames: undefined,
+      what: `${n} test images and their FGSM versions (eps ${GAN_DEFAULTS.fgsmEps}), in one ` +
+        "map by the classifier's penultimate features, coloured by the predicted digit: " +
+        "adversarial images move into the islands of the classes they are mistaken for.",
+    },
+    {
+      name: "fgsm-source",
+      title: "The same map, clean against FGSM",
+      data: undefined as Float32Array | undefined,
+      labels: Int32Array.from({ length: 2 * n }, (_, i) => (i < n ? 0 : 1)),
+      classNames: ["clean", "FGSM"],
+      what: "The map above, coloured by whether the image is clean or adversarial.",
+    },
+  ];
+  const maps = [];
+  let last: { embedding: Float32Array; trustworthiness: number; seconds: number } | undefined;
+  for (const input of inputs) {
+    let result = last;
+    if (input.data) {
+      const rows = input.labels.length;
+      const r = await tsne(input.data, input.data.length / rows, { seed });
+      result = {
+        embedding: r.embedding.data,
+        trustworthiness: r.trustworthiness,
+        seconds: r.seconds,
+      };
+      log(`t-SNE ${input.name}: ${rows} points, trustworthiness ${r.trustworthiness.toFixed(3)}`);
+    }
+    last = result!;
+    maps.push({
+      name: input.name,
+      points: input.labels.length,
+      embedding: last.embedding,
+      trustworthiness: last.trustworthiness,
+      seconds: input.data ? last.seconds : 0,
+      figure: embeddingFigure({
+        name: `tsne-${input.name}`,
+        title: input.title,
+        caption: `${input.what} Trustworthiness (k = 5) ${last.trustworthiness.toFixed(3)}.`,
+        embedding: last.embedding,
+        labels: input.labels,
+        classNames: input.classNames,
+        size: 460,
+      }),
+    });
+  }
+  return maps;
+}

@@ -1,0 +1,72 @@
+/**
+ * `deno task gan`: a GAN on MNIST, judged per epoch, with interpolations and t-SNE maps.
+ * @module
+ */
+import { choiceFlag, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
+import { runGan } from "../lib/gan.ts";
+import { GAN_DEFAULTS as D, GAN_NAMES } from "../lib/gan/specs.ts";
+import { permissionsHelp } from "../lib/tasks.ts";
+
+const HELP = `usage: deno task gan [options]
+  --gan NAME            ${GAN_NAMES.join(" or ")} (default ${D.gan}): see lib/gan/specs.ts
+  --epochs N            (default ${D.epochs}); a rerun with more epochs resumes
+  --seed N              (default ${D.seed})
+  --train-images N      the first N training images (default all 60,000)
+  --quality-samples N   samples behind each epoch's scores (default ${D.qualitySamples})
+  --lr R                Adam's learning rate, both networks (default 2e-4, beta1 0.5)
+  --batch-size N        (default 128)
+  --classifier F        the judging checkpoint (default: zoo net ${D.classifier} on 60k images,
+                        trained once into checkpoints/ if deno task zoo has not made it)
+  --pairs N             interpolated latent pairs (default ${D.interpolationPairs})
+  --tsne-points N       points per t-SNE map (default ${D.tsnePoints})
+  --out DIR             (default out/gan/<gan>-s<seed>)
+  --data-dir DIR        folder with the IDX files
+Writes summary.json, report.html, quality/samples/interpolation/t-SNE figures (SVG + PNG),
+samples.npy, latents.npy, interpolation.npz, tsne-*.npy, per-epoch sample grids under samples/,
+and the resumable state (both networks, their optimisers, the best generator) under state/.`;
+
+runMain(async () => {
+  const { values } = parseFlags({
+    gan: { type: "string" },
+    epochs: { type: "string" },
+    seed: { type: "string" },
+    "train-images": { type: "string" },
+    "quality-samples": { type: "string" },
+    lr: { type: "string" },
+    "batch-size": { type: "string" },
+    classifier: { type: "string" },
+    pairs: { type: "string" },
+    "tsne-points": { type: "string" },
+    out: { type: "string" },
+    "data-dir": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) return console.log(`${HELP}\n${permissionsHelp("gan")}`);
+  const gan = choiceFlag("gan", values.gan, GAN_NAMES, D.gan);
+  const seed = numberFlag("seed", values.seed, D.seed, { integer: true, min: 0 });
+  const optional = (name: string, v: string | undefined, integer: boolean, min: number) =>
+    v === undefined ? undefined : numberFlag(name, v, min, { integer, min });
+  await runGan({
+    gan,
+    seed,
+    epochs: numberFlag("epochs", values.epochs, D.epochs, { integer: true, min: 1 }),
+    trainImages: optional("train-images", values["train-images"], true, 2),
+    qualitySamples: numberFlag("quality-samples", values["quality-samples"], D.qualitySamples, {
+      integer: true,
+      min: 20,
+    }),
+    lr: optional("lr", values.lr, false, 1e-12),
+    batchSize: optional("batch-size", values["batch-size"], true, 2),
+    classifier: values.classifier,
+    interpolationPairs: numberFlag("pairs", values.pairs, D.interpolationPairs, {
+      integer: true,
+      min: 1,
+    }),
+    tsnePoints: numberFlag("tsne-points", values["tsne-points"], D.tsnePoints, {
+      integer: true,
+      min: 20,
+    }),
+    outDir: values.out ?? `out/gan/${gan}-s${seed}`,
+    dataDir: values["data-dir"],
+  });
+});
