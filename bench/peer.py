@@ -75,7 +75,7 @@ def sync(job):
 
 def from_spec(spec):
     """A wna network spec (ffi/spec.ts) as an nn.Sequential: the same layers, PyTorch's own."""
-    layers, shape = [], [1, 28, 28]
+    layers, shape = [], list(spec.get("input", [1, 28, 28]))
     acts = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "mish": nn.Mish}
     for l in spec["layers"]:
         kind = l["kind"]
@@ -97,6 +97,12 @@ def from_spec(spec):
             shape = [l["out"]]
         elif kind == "dropout":
             layers.append(nn.Dropout(l.get("p", 0.5)))
+        elif kind == "reshape":
+            layers.append(nn.Unflatten(1, tuple(l["shape"])))
+            shape = list(l["shape"])
+        elif kind == "upsample":
+            layers.append(nn.Upsample(scale_factor=l["scale"], mode="nearest"))
+            shape = [shape[0]] + [d * l["scale"] for d in shape[1:]]
         elif kind == "leaky_relu":
             layers.append(nn.LeakyReLU(l.get("slope", 0.01)))
         elif kind in acts:
@@ -218,6 +224,79 @@ def fgsm(job):
     return {"imagesPerSecond": done / (time.perf_counter() - start)}
 
 
+def gan(job):
+    """One epoch of wna's GAN step (native/src/gan.rs) in PyTorch: D on a real batch and a
+    detached fake batch, then G through the updated D with the non-saturating loss; BCE with
+    logits, Adam(2e-4, betas (0.5, 0.999)) for both, batch 128, pixels mapped to [-1, 1]."""
+    torch.manual_seed(0)
+    dev = device(job)
+    images = np.load(job["images"]).astype(np.float32).reshape(-1, 1, 28, 28)
+    if images.max() > 1:
+        images /= 255.0
+    x_all = (torch.from_numpy(images) * 2 - 1).to(dev)
+    g = from_spec(job["generator"]).to(dev).train()
+    d = from_spec(job["discriminator"]).to(dev).train()
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    bce = nn.BCEWithLogitsLoss()
+    batch, latent = job["batchSize"], job["generator"]["input"][0]
+    order = torch.randperm(len(x_all))
+
+    def step(idx):
+        real = x_all[idx]
+        ones = torch.ones(len(idx), 1, device=dev)
+        fake = g(torch.randn(len(idx), latent, device=dev)).view(-1, 1, 28, 28)
+        d_loss = bce(d(real), ones) + bce(d(fake.detach()), torch.zeros_like(ones))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        g_loss = bce(d(fake), ones)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+
+    step(order[:batch])
+    sync(job)
+    start, done = time.perf_counter(), 0
+    for s in range(0, len(order) - 1, batch):
+        idx = order[s : s + batch]
+        if len(idx) < 2:
+            break
+        step(idx)
+        done += len(idx)
+    sync(job)
+    return {"imagesPerSecond": done / (time.perf_counter() - start)}
+
+
+def integrated_gradients(job):
+    """Captum's IntegratedGradients on the job's net in pixel space (normalisation inside the
+    wrapped forward), black baseline, Gauss-Legendre steps, the label logit as target: what
+    wna's `attribute` computes with the same steps and internal batch."""
+    from captum.attr import IntegratedGradients
+
+    model, dev = build(job), device(job)
+    wrapped = lambda x: model((x - job["mean"]) / job["std"])
+    images = np.load(job["images"]).astype(np.float32)[: job["count"]].reshape(-1, 1, 28, 28)
+    if images.max() > 1:
+        images /= 255.0
+    x = torch.from_numpy(images).to(dev)
+    target = torch.from_numpy(np.load(job["labels"]).astype(np.int64)[: job["count"]]).to(dev)
+    ig = IntegratedGradients(wrapped)
+    kwargs = dict(
+        target=target,
+        baselines=torch.zeros_like(x),
+        n_steps=job["steps"],
+        method="gausslegendre",
+        internal_batch_size=job["internalBatch"],
+    )
+    ig.attribute(x[:2], **{**kwargs, "target": target[:2], "baselines": torch.zeros_like(x[:2])})
+    sync(job)
+    start = time.perf_counter()
+    ig.attribute(x, **kwargs)
+    sync(job)
+    return {"imagesPerSecond": len(x) / (time.perf_counter() - start)}
+
+
 def tsne(job):
     """scikit-learn's t-SNE recipe for images: PCA to 50 dimensions, then TSNE with its defaults
     (Barnes-Hut, perplexity 30, learning rate auto, PCA init, 1,000 iterations). Both timed, as
@@ -239,7 +318,8 @@ if __name__ == "__main__":
     torch.set_num_threads(os.cpu_count() or 1)
     torch.backends.cudnn.benchmark = job.get("device") == "cuda"
     tasks = {"train": train_epoch, "inference": inference, "noise": noise, "fgsm": fgsm}
-    result = {**tasks, "tsne": tsne}[job["task"]](job)
+    others = {"tsne": tsne, "gan": gan, "integrated_gradients": integrated_gradients}
+    result = {**tasks, **others}[job["task"]](job)
     result["torch"] = torch.__version__
     result["threads"] = torch.get_num_threads()
     if job.get("device") == "cuda":

@@ -16,6 +16,9 @@ import { permissionsHelp } from "../lib/tasks.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../lib/files.ts";
 import { encodeNpy, readNpy } from "../lib/npy.ts";
 import { trustworthiness, tsne } from "../ffi/tsne.ts";
+import { ganTrainEpoch } from "../ffi/gan.ts";
+import { attribute } from "../ffi/attribution.ts";
+import { GAN_SPECS } from "../lib/gan/specs.ts";
 
 const HELP = `usage: deno task bench [options]
   --quick            fewer images everywhere (a smoke run, not figures to quote)
@@ -28,6 +31,8 @@ const PEER_PYTHON = `${VENV}/bin/python`;
 const TORCH = "torch==2.5.1";
 /** The t-SNE peer. */
 const SKLEARN = "scikit-learn==1.9.1";
+/** The integrated-gradients peer. */
+const CAPTUM = "captum==0.8.0";
 
 async function run(cmd: string, args: string[], quiet = false) {
   const out = await new Deno.Command(cmd, {
@@ -44,7 +49,7 @@ async function run(cmd: string, args: string[], quiet = false) {
 
 /** A virtual environment with PyTorch, made on first use. */
 async function ensurePeer(python: string): Promise<void> {
-  const ok = await run(PEER_PYTHON, ["-c", "import torch, numpy, sklearn"], true).then(
+  const ok = await run(PEER_PYTHON, ["-c", "import torch, numpy, sklearn, captum"], true).then(
     () => true,
     () => false,
   );
@@ -53,7 +58,7 @@ async function ensurePeer(python: string): Promise<void> {
     `installing the PyTorch peer (${TORCH}, CPU) into ${VENV}; this is a one-off download`,
   );
   await run(python, ["-m", "venv", VENV]);
-  await run(PEER_PYTHON, ["-m", "pip", "install", "--quiet", TORCH, "numpy", SKLEARN]);
+  await run(PEER_PYTHON, ["-m", "pip", "install", "--quiet", TORCH, "numpy", SKLEARN, CAPTUM]);
 }
 
 async function peer(
@@ -194,6 +199,41 @@ runMain(async () => {
       m.analyse(null, { samples, batchSize: 1000, staSamples: 0, layers: [] })
     );
     await report("noise", name, samples / sn, { task: "noise", samples, batchSize: 1000 });
+  }
+  // 3b. One epoch of the MLP GAN (deno task gan's default): D on real and fake, then G.
+  {
+    using g = Model.create(GAN_SPECS.mlp.generator, { seed: 0, mean: 0.5, std: 0.5 });
+    using d = Model.create(GAN_SPECS.mlp.discriminator, { seed: 1, mean: 0.5, std: 0.5 });
+    const s = await timed(() => ganTrainEpoch(g, d, train.images, { epoch: 0 }));
+    await report("gan epoch", "mlp", train.count / s, {
+      task: "gan",
+      generator: GAN_SPECS.mlp.generator,
+      discriminator: GAN_SPECS.mlp.discriminator,
+      images: `${cache}/images.npy`,
+      batchSize: 128,
+    });
+  }
+  // 3c. Integrated gradients of the label logit, 50 Gauss-Legendre steps, black baseline,
+  // 500 rows per pass: wna's attribute() against Captum's IntegratedGradients.
+  {
+    using m = Model.create("smaller", { seed: 0, mean, std });
+    const count = quick ? 200 : 1000;
+    const images = train.images.subarray(0, count * 784);
+    const targets = Array.from(train.labels.subarray(0, count), (unit) => ({
+      layer: "logits",
+      unit,
+    }));
+    const options = { steps: 50, internalBatch: 500 };
+    const s = await timed(() =>
+      attribute(m, images, { method: "integrated_gradients", targets, ...options })
+    );
+    await report("integrated gradients", "smaller", count / s, {
+      task: "integrated_gradients",
+      images: `${cache}/images.npy`,
+      labels: `${cache}/labels.npy`,
+      count,
+      ...options,
+    });
   }
   // 4. FGSM: forward, backward to the input, sign step, clip.
   {
