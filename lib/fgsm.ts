@@ -92,36 +92,52 @@ function uniqueLabels(paths: string[]): string[] {
   return labels.map((l, i) => labels.indexOf(l) === i ? l : `${l}#${i + 1}`);
 }
 
+/** The case-study net's training options: what {@linkcode caseStudyCheckpoint} needs. */
+export type CaseStudyTraining = Pick<
+  FgsmOptions,
+  "epochs" | "trainLimit" | "cacheDir" | "dataDir" | "device" | "progress" | "log"
+>;
+
+/**
+ * Trains (or reuses) one case-study net, cached under a folder that names every setting that
+ * changes it, so that a quick run never stands in for a full one.
+ * @returns the path of its best checkpoint
+ */
+export async function caseStudyCheckpoint(
+  net: (typeof CASE_STUDY_NETS)[number],
+  o: CaseStudyTraining,
+  dataset: string,
+  seed: number,
+): Promise<string> {
+  const cacheDir = o.cacheDir ?? "checkpoints/fgsm";
+  const limit = o.trainLimit ? `-n${o.trainLimit}` : "";
+  const dir = `${cacheDir}/${dataset}-${net.label}-s${seed}-e${o.epochs ?? 3}${limit}`;
+  const best = `${dir}/best.safetensors`;
+  const cached = await readSidecar(best).then(() => true, () => false);
+  if (!cached) {
+    (o.log ?? console.log)(`training ${net.label} (${net.model}), a case-study net of FGSM`);
+    await trainModel({
+      model: net.model,
+      dataset,
+      epochs: o.epochs ?? 3,
+      seed: seed + net.seedOffset,
+      optimizer: net.model === "n2" ? "sgd" : "adam",
+      lrMax: net.model === "n2" ? 0.05 : 1e-3,
+      limit: o.trainLimit,
+      outDir: dir,
+      dataDir: o.dataDir,
+      device: o.device,
+      progress: o.progress,
+      log: o.log,
+    });
+  }
+  return best;
+}
+
 /** Trains (or reuses) the six case-study nets; returns their best checkpoints. */
 async function caseStudyCheckpoints(o: FgsmOptions, dataset: string, seed: number) {
-  const cacheDir = o.cacheDir ?? "checkpoints/fgsm";
   const out: string[] = [];
-  for (const net of CASE_STUDY_NETS) {
-    // The folder names every setting that changes the net, so a quick run never stands in for
-    // a full one.
-    const limit = o.trainLimit ? `-n${o.trainLimit}` : "";
-    const dir = `${cacheDir}/${dataset}-${net.label}-s${seed}-e${o.epochs ?? 3}${limit}`;
-    const best = `${dir}/best.safetensors`;
-    const cached = await readSidecar(best).then(() => true, () => false);
-    if (!cached) {
-      (o.log ?? console.log)(`training ${net.label} (${net.model}) for the transfer matrix`);
-      await trainModel({
-        model: net.model,
-        dataset,
-        epochs: o.epochs ?? 3,
-        seed: seed + net.seedOffset,
-        optimizer: net.model === "n2" ? "sgd" : "adam",
-        lrMax: net.model === "n2" ? 0.05 : 1e-3,
-        limit: o.trainLimit,
-        outDir: dir,
-        dataDir: o.dataDir,
-        device: o.device,
-        progress: o.progress,
-        log: o.log,
-      });
-    }
-    out.push(best);
-  }
+  for (const net of CASE_STUDY_NETS) out.push(await caseStudyCheckpoint(net, o, dataset, seed));
   return out;
 }
 

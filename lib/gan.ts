@@ -22,6 +22,10 @@ import { encodeNpz, writeNpy } from "./npy.ts";
 import { ProgressBar } from "./progress.ts";
 import { SeededRandom } from "./random.ts";
 import { readStoredRun } from "./zoo/train_net.ts";
+import { penultimateLayer } from "./atlas.ts";
+import { CASE_STUDY_NETS, caseStudyCheckpoint, type CaseStudyTraining } from "./fgsm.ts";
+import { argmaxRows } from "./metrics.ts";
+import { silhouette } from "./silhouette.ts";
 
 /** Options of {@linkcode runGan}. */
 export interface GanRunOptions {
@@ -40,7 +44,13 @@ export interface GanRunOptions {
   /** A classifier checkpoint; default: zoo net 11.1 on 60k images (trained once if missing). */
   classifier?: string;
   interpolationPairs?: number;
-  tsnePoints?: number;
+  /** Generated digits per t-SNE map. @default [1000, 10000] */
+  tsneSizes?: number[];
+  /** FGSM eps of the N1 activation maps. @default [0.2, 0.6, 1.0] */
+  fgsmEps?: number[];
+  fgsmImages?: number;
+  /** How net N1 is trained when `deno task fgsm` has not cached it (quick runs, tests). */
+  n1Training?: CaseStudyTraining;
   dataDir?: string;
   device?: "cpu" | "cuda" | "auto";
   progress?: boolean;
@@ -60,6 +70,14 @@ export interface GanEpoch extends GanEpochMetrics {
 
 /** `summary.json` of a run. */
 export interface GanSummary {
+  /** The kept epoch's scores, and the test set's Inception score through the same judge. */
+  inceptionScore: number;
+  inceptionScoreReal: number;
+  fid: number;
+  classHistogram: number[];
+  klToUniform: number;
+  /** Mean seconds per epoch (training plus that epoch's scoring). */
+  epochSeconds: number;
   gan: string;
   generator: GanSpecs["generator"];
   discriminator: GanSpecs["discriminator"];
@@ -82,7 +100,7 @@ export interface GanSummary {
     /** Strips whose predicted class changes between the ends. */
     changingClass: number;
   };
-  tsne: { name: string; points: number; trustworthiness: number; seconds: number }[];
+  tsne: Omit<TsneMap, "embedding" | "figure">[];
   seconds: number;
 }
 
@@ -305,14 +323,24 @@ export async function runGan(o: GanRunOptions): Promise<GanSummary> {
   );
 
   const interpolation = await interpolate(g, classifier, seed, o.interpolationPairs);
-  const maps = await tsneMaps(
+  const n1Path = await caseStudyCheckpoint(
+    CASE_STUDY_NETS[0],
+    { dataDir: o.dataDir, device: o.device, progress: o.progress, log, ...o.n1Training },
+    "mnist",
+    0,
+  );
+  using n1 = (await loadCheckpoint(n1Path, o.device)).model;
+  const maps = await tsneMaps({
     g,
     classifier,
+    n1,
     test,
     seed,
-    o.tsnePoints ?? GAN_DEFAULTS.tsnePoints,
+    sizes: o.tsneSizes ?? GAN_DEFAULTS.tsneSizes,
+    eps: o.fgsmEps ?? GAN_DEFAULTS.fgsmEps,
+    fgsmImages: o.fgsmImages ?? GAN_DEFAULTS.fgsmImages,
     log,
-  );
+  });
 
   // Arrays.
   const keep = Math.min(1000, qualitySamples);
@@ -343,8 +371,8 @@ export async function runGan(o: GanRunOptions): Promise<GanSummary> {
       confidence: { data: interpolation.confidence, shape: [interpolation.confidence.length] },
     }),
   );
-  for (const m of maps.filter((m) => m.seconds > 0)) {
-    await writeNpy(`${o.outDir}/tsne-${m.name}.npy`, { data: m.embedding, shape: [m.points, 2] });
+  for (const m of maps) {
+    await writeNpy(`${o.outDir}/tsne-${m.name}.npy`, { data: m.embedding, shape: [m.n, 2] });
   }
 
   // Figures and report.
@@ -415,6 +443,12 @@ export async function runGan(o: GanRunOptions): Promise<GanSummary> {
   const seconds = secondsBefore + (performance.now() - t0) / 1000;
   const best = history[bestEpoch - 1];
   const summary: GanSummary = {
+    inceptionScore: best.inceptionScore,
+    inceptionScoreReal: realQuality.inceptionScore,
+    fid: best.frechet,
+    classHistogram: best.histogram,
+    klToUniform: best.klToUniform,
+    epochSeconds: history.reduce((a, e) => a + e.seconds, 0) / history.length,
     gan: name,
     generator: specs.generator,
     discriminator: specs.discriminator,
@@ -437,12 +471,7 @@ export async function runGan(o: GanRunOptions): Promise<GanSummary> {
       steps: GAN_DEFAULTS.interpolationSteps,
       changingClass: interpolation.changing,
     },
-    tsne: maps.map((m) => ({
-      name: m.name,
-      points: m.points,
-      trustworthiness: m.trustworthiness,
-      seconds: m.seconds,
-    })),
+    tsne: maps.map(({ embedding: _, figure: __, ...m }) => m),
     seconds,
   };
   await writeJsonAtomic(`${o.outDir}/summary.json`, summary);
@@ -503,97 +532,117 @@ async function interpolate(g: Model, classifier: Model, seed: number, pairCount?
   return { pairs, images, predictions: q.predictions, confidence: q.confidence, changing };
 }
 
-/** t-SNE maps of generated images, their latents, and clean vs FGSM activations. */
-async function tsneMaps(
-  g: Model,
-  classifier: Model,
-  test: { images: Float32Array; labels: Uint8Array; count: number },
-  seed: number,
-  points: number,
-  log: (line: string) => void,
-) {
-  const z = latents(points, seed, STREAMS.tsne);
-  const images = await generate(g, z);
-  const judged = await measureQuality(classifier, images);
-  const n = Math.min(points, test.count);
-  const clean = test.images.subarray(0, n * 784);
-  const labels = test.labels.subarray(0, n);
-  const adversarial = await classifier.fgsm(clean, labels, GAN_DEFAULTS.fgsmEps);
-  const both = new Float32Array(2 * n * 784);
-  both.set(clean);
-  both.set(adversarial, n * 784);
-  const bothJudged = await measureQuality(classifier, both);
-  const inputs = [
-    {
-      name: "generated",
-      title: "Generated digits (classifier features)",
-      data: (await features(classifier, images)).data,
-      labels: judged.predictions,
-      classNames: undefined as string[] | undefined,
-      what: `${points} generated digits, by the judging classifier's penultimate features, ` +
-        "coloured by its predicted digit. Well-separated islands mean the generator draws " +
-        "every digit distinctly.",
-    },
-    {
-      name: "latents",
-      title: "Their latent vectors",
-      data: z,
-      labels: judged.predictions,
-      classNames: undefined,
-      what: `The same ${points} latent vectors z (${LATENT_DIM} dimensions), coloured by the ` +
-        "digit G(z) is classified as. The generator bends an isotropic Gaussian into the digit " +
-        "manifold: classes that are islands in feature space are spread through latent space.",
-    },
-    {
-      name: "fgsm",
-      title: "Clean and FGSM test images (classifier features)",
-      data: (await features(classifier, both)).data,
-      labels: bothJudged.predictions,
-      classNames: undefined,
-      what: `${n} test images and their FGSM versions (eps ${GAN_DEFAULTS.fgsmEps}), in one ` +
-        "map by the classifier's penultimate features, coloured by the predicted digit: " +
-        "adversarial images move into the islands of the classes they are mistaken for.",
-    },
-    {
-      name: "fgsm-source",
-      title: "The same map, clean against FGSM",
-      data: undefined as Float32Array | undefined,
-      labels: Int32Array.from({ length: 2 * n }, (_, i) => (i < n ? 0 : 1)),
-      classNames: ["clean", "FGSM"],
-      what: "The map above, coloured by whether the image is clean or adversarial.",
-    },
-  ];
-  const maps = [];
-  let last: { embedding: Float32Array; trustworthiness: number; seconds: number } | undefined;
-  for (const input of inputs) {
-    let result = last;
-    if (input.data) {
-      const rows = input.labels.length;
-      const r = await tsne(input.data, input.data.length / rows, { seed });
-      result = {
-        embedding: r.embedding.data,
-        trustworthiness: r.trustworthiness,
-        seconds: r.seconds,
-      };
-      log(`t-SNE ${input.name}: ${rows} points, trustworthiness ${r.trustworthiness.toFixed(3)}`);
-    }
-    last = result!;
+/** One t-SNE map of the run. */
+interface TsneMap {
+  name: string;
+  n: number;
+  seconds: number;
+  trustworthiness: number;
+  /** Silhouette of the map's colouring on the 2-D map (first 2,000 points). */
+  silhouette: number;
+  /** FGSM maps: N1's accuracy on the attacked images. */
+  accuracy?: number;
+  eps?: number;
+  embedding: Float32Array;
+  figure: Figure;
+}
+
+/**
+ * The t-SNE maps of the case study: G(z) at each size in `sizes`, coloured by the judging
+ * classifier's label; the latents z of the largest; and net N1's penultimate activations on
+ * FGSM test images at each eps, coloured by the true label.
+ */
+async function tsneMaps(o: {
+  g: Model;
+  classifier: Model;
+  n1: Model;
+  test: { images: Float32Array; labels: Uint8Array; count: number };
+  seed: number;
+  sizes: readonly number[];
+  eps: readonly number[];
+  fgsmImages: number;
+  log: (line: string) => void;
+}): Promise<TsneMap[]> {
+  const maps: TsneMap[] = [];
+  const map = async (
+    name: string,
+    title: string,
+    data: Float32Array,
+    labels: ArrayLike<number>,
+    what: string,
+    extra: Partial<TsneMap> = {},
+  ) => {
+    const n = labels.length;
+    const r = await tsne(data, data.length / n, { seed: o.seed });
+    const separation = silhouette(r.embedding.data, 2, labels);
+    o.log(
+      `t-SNE ${name}: ${n} points in ${r.seconds.toFixed(1)} s, trustworthiness ${
+        r.trustworthiness.toFixed(3)
+      }, silhouette ${separation.toFixed(3)}`,
+    );
     maps.push({
-      name: input.name,
-      points: input.labels.length,
-      embedding: last.embedding,
-      trustworthiness: last.trustworthiness,
-      seconds: input.data ? last.seconds : 0,
+      name,
+      n,
+      seconds: r.seconds,
+      trustworthiness: r.trustworthiness,
+      silhouette: separation,
+      embedding: r.embedding.data,
+      ...extra,
       figure: embeddingFigure({
-        name: `tsne-${input.name}`,
-        title: input.title,
-        caption: `${input.what} Trustworthiness (k = 5) ${last.trustworthiness.toFixed(3)}.`,
-        embedding: last.embedding,
-        labels: input.labels,
-        classNames: input.classNames,
+        name: `tsne-${name}`,
+        title,
+        caption: `${what} Trustworthiness (k = 5) ${r.trustworthiness.toFixed(3)}; silhouette ` +
+          `of the colouring on the map ${separation.toFixed(3)} (1: separate clusters, 0: ` +
+          `overlapping). ${r.seconds.toFixed(1)} s.`,
+        embedding: r.embedding.data,
+        labels,
         size: 460,
       }),
     });
+  };
+  const largest = Math.max(...o.sizes);
+  const z = latents(largest, o.seed, STREAMS.tsne);
+  const images = await generate(o.g, z);
+  const predicted = (await measureQuality(o.classifier, images)).predictions;
+  for (const n of [...o.sizes].sort((a, b) => a - b)) {
+    await map(
+      `generated-${n}`,
+      `${n} generated digits`,
+      images.subarray(0, n * 784),
+      predicted.subarray(0, n),
+      `t-SNE of ${n} samples G(z) (pixels, PCA to 50 dimensions first), coloured by the judging ` +
+        "classifier's label.",
+    );
+  }
+  await map(
+    "latents",
+    `Their ${largest} latent vectors`,
+    z,
+    predicted,
+    `t-SNE of the ${largest} latent vectors z behind the largest map, coloured by the label of ` +
+      "G(z). z is isotropic Gaussian noise, so the map has no clusters and the colours mix: the " +
+      "generator, not the latent space, sorts digits into classes.",
+  );
+  const n = Math.min(o.fgsmImages, o.test.count);
+  const clean = o.test.images.subarray(0, n * 784);
+  const truth = o.test.labels.subarray(0, n);
+  const layer = penultimateLayer(o.n1).name;
+  for (const eps of o.eps) {
+    const attacked = await o.n1.fgsm(clean, truth, eps);
+    const logits = await o.n1.predict(attacked);
+    const hits = argmaxRows(logits, 10).reduce((a, p, i) => a + (p === truth[i] ? 1 : 0), 0);
+    const accuracy = hits / n;
+    await map(
+      `fgsm-${eps}`,
+      `N1 on FGSM images, eps ${eps}: accuracy ${(100 * accuracy).toFixed(1)}%`,
+      await o.n1.activations(attacked, layer),
+      truth,
+      `t-SNE of net N1's penultimate activations (${layer}) on ${n} test images attacked by ` +
+        `FGSM at eps ${eps} (N1's own gradients), coloured by the true digit. N1 classifies ` +
+        `${(100 * accuracy).toFixed(1)}% of them correctly; as eps grows the class clusters ` +
+        "dissolve.",
+      { accuracy, eps },
+    );
   }
   return maps;
 }

@@ -32,7 +32,7 @@ const TORCH = "torch==2.5.1";
 /** The t-SNE peer. */
 const SKLEARN = "scikit-learn==1.9.1";
 /** The integrated-gradients peer. */
-const CAPTUM = "captum==0.8.0";
+const CAPTUM = "captum==0.9.0";
 
 async function run(cmd: string, args: string[], quiet = false) {
   const out = await new Deno.Command(cmd, {

@@ -2,7 +2,7 @@
  * `deno task gan`: a GAN on MNIST, judged per epoch, with interpolations and t-SNE maps.
  * @module
  */
-import { choiceFlag, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
+import { choiceFlag, numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
 import { runGan } from "../lib/gan.ts";
 import { GAN_DEFAULTS as D, GAN_NAMES } from "../lib/gan/specs.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
@@ -18,7 +18,10 @@ const HELP = `usage: deno task gan [options]
   --classifier F        the judging checkpoint (default: zoo net ${D.classifier} on 60k images,
                         trained once into checkpoints/ if deno task zoo has not made it)
   --pairs N             interpolated latent pairs (default ${D.interpolationPairs})
-  --tsne-points N       points per t-SNE map (default ${D.tsnePoints})
+  --tsne-sizes A,B      generated digits per t-SNE map (default ${D.tsneSizes.join(",")})
+  --fgsm-eps A,B,C      eps of the t-SNE maps of net N1 on FGSM images (default ${
+  D.fgsmEps.join(",")
+})
   --out DIR             (default out/gan/<gan>-s<seed>)
   --data-dir DIR        folder with the IDX files
 Writes summary.json, report.html, quality/samples/interpolation/t-SNE figures (SVG + PNG),
@@ -36,7 +39,8 @@ runMain(async () => {
     "batch-size": { type: "string" },
     classifier: { type: "string" },
     pairs: { type: "string" },
-    "tsne-points": { type: "string" },
+    "tsne-sizes": { type: "string" },
+    "fgsm-eps": { type: "string" },
     out: { type: "string" },
     "data-dir": { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -62,10 +66,8 @@ runMain(async () => {
       integer: true,
       min: 1,
     }),
-    tsnePoints: numberFlag("tsne-points", values["tsne-points"], D.tsnePoints, {
-      integer: true,
-      min: 20,
-    }),
+    tsneSizes: numberList("tsne-sizes", values["tsne-sizes"], [...D.tsneSizes]),
+    fgsmEps: numberList("fgsm-eps", values["fgsm-eps"], [...D.fgsmEps]),
     outDir: values.out ?? `out/gan/${gan}-s${seed}`,
     dataDir: values["data-dir"],
   });

@@ -8,6 +8,7 @@ import { runGan } from "../lib/gan.ts";
 import { inceptionScore, klToUniform, softmaxRows } from "../lib/gan/quality.ts";
 import { GAN_SPECS, LATENT_DIM } from "../lib/gan/specs.ts";
 import { readNpy } from "../lib/npy.ts";
+import { silhouette } from "../lib/silhouette.ts";
 import { ZOO_NETS } from "../lib/zoo/nets.ts";
 import { trainNet } from "../lib/zoo/train_net.ts";
 import { checkPage } from "./_browser.ts";
@@ -31,6 +32,19 @@ Deno.test("gan quality: Inception score and KL to uniform at their known extreme
   assert.ok(Math.abs(klToUniform([20, 0, 0, 0]) - Math.log(4)) < 1e-12);
   const p = softmaxRows(new Float32Array([0, 0, 1000, -1000]), 2);
   assert.deepEqual([...p], [0.5, 0.5, 1, 0]);
+});
+
+Deno.test("silhouette: separate clusters near 1, interleaved labels near 0", () => {
+  // Two tight clusters 10 apart, 50 points each; then the same points with labels alternating.
+  const points = Float32Array.from(
+    { length: 200 },
+    (_, i) => (i % 2 === 0 ? (i < 100 ? 0 : 10) : 0) + Math.sin(i) * 0.1,
+  );
+  const grouped = Array.from({ length: 100 }, (_, i) => (i < 50 ? 0 : 1));
+  assert.ok(silhouette(points, 2, grouped) > 0.9);
+  const mixed = Array.from({ length: 100 }, (_, i) => i % 2);
+  assert.ok(Math.abs(silhouette(points, 2, mixed)) < 0.1);
+  assert.ok(Number.isNaN(silhouette(points, 2, new Array(100).fill(3))));
 });
 
 Deno.test("gan ffi: generator and discriminator specs train, sample and fail clearly", async () => {
@@ -69,8 +83,8 @@ Deno.test("gan ffi: generator and discriminator specs train, sample and fail cle
 
 Deno.test("gan: a run is judged per epoch, resumes, reproduces, and writes a readable report", async () => {
   const dir = await Deno.makeTempDir();
-  // A quickly trained zoo net 11.1 stands in for the 60k-image judge.
-  const train = await loadDataset("mnist", "train", { limit: 2000 });
+  // Zoo net 11.1 on 10,000 images for 3 epochs (about 97.5%) stands in for the 60k-image judge.
+  const train = await loadDataset("mnist", "train", { limit: 10_000 });
   const test = await loadDataset("mnist", "test", { limit: 1000 });
   const net = ZOO_NETS.find((n) => n.id === "11.1")!;
   const judged = await trainNet({
@@ -79,7 +93,7 @@ Deno.test("gan: a run is judged per epoch, resumes, reproduces, and writes a rea
     lr: net.lr,
     train,
     test,
-    epochs: 1,
+    epochs: 3,
     batchSize: 64,
     seed: 0,
   });
@@ -88,8 +102,8 @@ Deno.test("gan: a run is judged per epoch, resumes, reproduces, and writes a rea
     model: net.spec.name,
     dataset: "mnist",
     classes: 10,
-    epoch: 0,
-    epochs: 1,
+    epoch: 2,
+    epochs: 3,
     seed: 0,
     normalisation: { mean: train.mean, std: train.std },
     testAccuracy: judged.accuracy,
@@ -101,7 +115,10 @@ Deno.test("gan: a run is judged per epoch, resumes, reproduces, and writes a rea
     ...quiet,
     trainImages: 1024,
     qualitySamples: 300,
-    tsnePoints: 120,
+    tsneSizes: [500],
+    fgsmEps: [0.2, 1],
+    fgsmImages: 300,
+    n1Training: { epochs: 1, trainLimit: 2000, cacheDir: `${dir}/fgsm`, progress: false },
     interpolationPairs: 2,
     classifier: judge,
   };
@@ -114,11 +131,21 @@ Deno.test("gan: a run is judged per epoch, resumes, reproduces, and writes a rea
     assert.equal(e.histogram.reduce((a, b) => a + b, 0), 300);
   }
   // Real digits score far better than two epochs of GAN on 1,024 images.
+  assert.ok(first.inceptionScoreReal > 9, `real-set Inception score ${first.inceptionScoreReal}`);
   assert.ok(first.real.inceptionScore > first.best.inceptionScore + 1);
+  assert.equal(first.fid, first.best.frechet);
   assert.ok(first.real.frechetEvenOdd < first.best.frechet);
   assert.ok(first.history.some((e) => e.epoch === first.bestEpoch));
-  assert.equal(first.tsne.length, 4);
+  assert.deepEqual(first.tsne.map((t) => t.name), [
+    "generated-500",
+    "latents",
+    "fgsm-0.2",
+    "fgsm-1",
+  ]);
   assert.ok(first.tsne.every((t) => t.trustworthiness > 0.6), JSON.stringify(first.tsne));
+  // FGSM at eps 1 leaves N1 far less accurate than at 0.2.
+  const byName = Object.fromEntries(first.tsne.map((t) => [t.name, t]));
+  assert.ok(byName["fgsm-1"].accuracy! < byName["fgsm-0.2"].accuracy!);
   const samples = await readNpy(`${dir}/gan/samples.npy`);
   assert.deepEqual(samples.shape, [300, 28, 28]);
   await Deno.stat(`${dir}/gan/samples/epoch-002.png`);

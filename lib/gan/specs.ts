@@ -109,10 +109,11 @@ export const GAN_DEFAULTS = {
   /** Seeded latent pairs interpolated, and the steps of a between them (0, 0.1, ..., 1). */
   interpolationPairs: 6,
   interpolationSteps: 11,
-  /** Points per t-SNE map (generated images, latents, clean and FGSM activations). */
-  tsnePoints: 2000,
-  /** FGSM step for the adversarial activations' map, in pixel units. */
-  fgsmEps: 0.2,
+  /** Generated digits per t-SNE map of G(z); the largest also maps their latents z. */
+  tsneSizes: [1000, 10_000],
+  /** The FGSM maps: net N1's penultimate activations on test images attacked at each eps. */
+  fgsmEps: [0.2, 0.6, 1.0],
+  fgsmImages: 2000,
   /** The classifier behind every quality number: net 11.1 of the zoo (about 99.2% here). */
   classifier: "11.1",
 } as const;
