@@ -56,6 +56,7 @@ export {
   ganTrainEpoch,
   generate,
 } from "./ffi/gan.ts";
+export { type ImportMeta, importMeta, type ImportOptions, importPytorch } from "./lib/import.ts";
 export { type GanEpoch, type GanRunOptions, type GanSummary, runGan } from "./lib/gan.ts";
 export { GAN_DEFAULTS, GAN_SPECS, type GanSpecs, LATENT_DIM } from "./lib/gan/specs.ts";
 export { inceptionScore, klToUniform, measureQuality, type Quality } from "./lib/gan/quality.ts";

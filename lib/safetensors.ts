@@ -21,7 +21,11 @@ export interface Tensor {
  * console.assert(parseSafetensors(bytes, "x").w.shape[0] === 1);
  * ```
  */
-export function parseSafetensors(bytes: Uint8Array, name: string): Record<string, Tensor> {
+export function parseSafetensors(
+  bytes: Uint8Array,
+  name: string,
+  options: { skipOtherDtypes?: boolean } = {},
+): Record<string, Tensor> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 8) throw new SyntaxError(`${name}: too short for a safetensors file`);
   const n = Number(view.getBigUint64(0, true));
@@ -36,6 +40,8 @@ export function parseSafetensors(bytes: Uint8Array, name: string): Record<string
   ) {
     if (key === "__metadata__") continue;
     if (meta.dtype !== "F32") {
+      // PyTorch's state dicts hold I64 counters (batch norm's num_batches_tracked).
+      if (options.skipOtherDtypes) continue;
       throw new SyntaxError(`${name}: tensor ${key} is ${meta.dtype}, expected F32`);
     }
     const [a, b] = meta.data_offsets;
@@ -45,9 +51,12 @@ export function parseSafetensors(bytes: Uint8Array, name: string): Record<string
   return out;
 }
 
-/** Reads a safetensors file. */
-export async function readSafetensors(path: string): Promise<Record<string, Tensor>> {
-  return parseSafetensors(await Deno.readFile(path), path);
+/** Reads a safetensors file's F32 tensors (others are an error unless skipped). */
+export async function readSafetensors(
+  path: string,
+  options: { skipOtherDtypes?: boolean } = {},
+): Promise<Record<string, Tensor>> {
+  return parseSafetensors(await Deno.readFile(path), path, options);
 }
 
 /** Encodes F32 tensors as safetensors bytes (names sorted, as candle writes them). */

@@ -53,6 +53,12 @@ export const TASKS: Record<string, TaskSpec> = {
   backdoor: { ...STUDY, script: "scripts/backdoor.ts" },
   visualise: { ...ANALYSIS, script: "scripts/visualise.ts" },
   tsne: { ...STUDY, script: "scripts/tsne.ts", pathFlags: ["input", "labels", "out", "data-dir"] },
+  import: {
+    ...ANALYSIS,
+    script: "scripts/import.ts",
+    net: false,
+    pathFlags: ["spec", "weights", "out", "data-dir"],
+  },
   // Writes checkpoints/ when it has to train its judging classifier.
   gan: {
     ...STUDY,

@@ -195,30 +195,87 @@ impl Model {
             .map_err(|e| Error::Io(format!("save: cannot write {path}: {e}")))
     }
 
-    /// Loads weights saved by `save` (or any safetensors with the same names and shapes).
+    /// Loads weights saved by `save`, or a PyTorch `state_dict` saved as safetensors whose
+    /// names follow the spec (`conv1.weight`, `0.weight` for unnamed layers, as
+    /// `nn.Sequential` numbers them). A residual block's projection may also carry PyTorch's
+    /// names, `downsample.0`/`downsample.1` (torchvision) or `proj.0`/`proj.1`, and
+    /// `num_batches_tracked` is ignored. Every missing, unexpected and wrong-shape tensor is
+    /// reported in one error.
     pub fn load(&self, path: &str) -> Result<()> {
-        let tensors = candle_core::safetensors::load(path, &self.device)
+        let mut tensors = candle_core::safetensors::load(path, &self.device)
             .map_err(|e| Error::Io(format!("load: cannot read {path}: {e}")))?;
+        tensors.retain(|name, _| !name.ends_with(".num_batches_tracked"));
         let vars = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-        for (name, var) in vars.iter() {
-            let t = tensors.get(name).ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "load: {path} has no tensor \"{name}\"; was it saved from a {} model? \
-                     If the network changed since, retrain it",
-                    self.spec.name
-                ))
-            })?;
+        let mut names: Vec<&String> = vars.keys().collect();
+        names.sort();
+        let (mut missing, mut wrong) = (Vec::new(), Vec::new());
+        let mut matched = Vec::with_capacity(names.len());
+        for name in names {
+            let var = &vars[name];
+            let Some((found, t)) = pytorch_names(name)
+                .into_iter()
+                .find_map(|n| tensors.get(&n).map(|t| (n, t)))
+            else {
+                missing.push(name.clone());
+                continue;
+            };
             if t.dims() != var.dims() {
-                return Err(Error::Shape {
-                    op: "load",
-                    expected: format!("{name} {:?}", var.dims()),
-                    got: format!("{:?} in {path}", t.dims()),
-                });
+                wrong.push(format!(
+                    "{found} is {:?}, the spec needs {:?}",
+                    t.dims(),
+                    var.dims()
+                ));
+                continue;
             }
+            matched.push((var, found, t));
+        }
+        let used: std::collections::HashSet<&String> = matched.iter().map(|(_, n, _)| n).collect();
+        let mut unexpected: Vec<&String> = tensors.keys().filter(|n| !used.contains(n)).collect();
+        unexpected.retain(|n| !wrong.iter().any(|w| w.starts_with(&format!("{n} "))));
+        unexpected.sort();
+        if !missing.is_empty() || !wrong.is_empty() || !unexpected.is_empty() {
+            let list = |what: &str, items: Vec<String>| {
+                (!items.is_empty())
+                    .then(|| format!("{what} ({}): {}", items.len(), items.join(", ")))
+            };
+            let problems: Vec<String> = [
+                list("missing", missing),
+                list("wrong shape", wrong),
+                list("unexpected", unexpected.into_iter().cloned().collect()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            crate::bail!(
+                InvalidArgument,
+                "load: {path} does not fit the {} spec. {}. Was it saved from this network? A \
+                 wna checkpoint whose network changed since needs retraining; a PyTorch state \
+                 dict needs a spec whose layer names match its module names",
+                self.spec.name,
+                problems.join("; ")
+            );
+        }
+        for (var, _, t) in matched {
             var.set(&t.to_dtype(DType::F32)?)?;
         }
         Ok(())
     }
+}
+
+/// The names a variable may carry in a file: its own, then PyTorch's for a residual block's
+/// projection (`x.proj.weight` may be `x.downsample.0.weight` or `x.proj.0.weight`;
+/// `x.proj_bn.bias` may be `x.downsample.1.bias` or `x.proj.1.bias`).
+fn pytorch_names(name: &str) -> Vec<String> {
+    let mut out = vec![name.to_string()];
+    for (ours, index) in [(".proj_bn.", 1), (".proj.", 0)] {
+        if let Some(at) = name.rfind(ours) {
+            let (head, tail) = (&name[..at], &name[at + ours.len()..]);
+            out.push(format!("{head}.downsample.{index}.{tail}"));
+            out.push(format!("{head}.proj.{index}.{tail}"));
+            break;
+        }
+    }
+    out
 }
 
 fn stimulate(t: &Tensor, s: &Stimulation) -> Result<Tensor> {

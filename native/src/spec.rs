@@ -250,6 +250,15 @@ impl NetSpec {
                 self.input
             );
         }
+        if self.output == Output::Logits && self.input[..] != IMAGE {
+            crate::bail!(
+                InvalidArgument,
+                "spec {}: a classifier's input must be a 1x28x28 image (MNIST, Fashion-MNIST), got \
+                 {:?}; other input sizes (3x32x32 CIFAR nets) are not supported yet",
+                self.name,
+                self.input
+            );
+        }
         let mut shape: Shape = self.input.clone();
         let mut out = Vec::with_capacity(self.layers.len());
         let mut params = std::collections::HashSet::new();

