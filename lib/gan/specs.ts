@@ -102,7 +102,7 @@ export const GAN_NAMES = Object.keys(GAN_SPECS) as (keyof typeof GAN_SPECS)[];
 /** The defaults of a GAN run (the optimiser's live in `native/src/options.rs`). */
 export const GAN_DEFAULTS = {
   gan: "mlp" as keyof typeof GAN_SPECS,
-  epochs: 30,
+  epochs: 50,
   seed: 0,
   /** Samples behind the Inception score, the class histogram and the Frechet distance. */
   qualitySamples: 10_000,
