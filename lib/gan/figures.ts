@@ -49,14 +49,23 @@ export function qualityFigure(
         Plot.ruleX([best], { stroke: "#999", strokeDasharray: "2,2" }),
         ...(series.length > 1
           ? [
-            Plot.text(rows.filter((r) => r.epoch === history[history.length - 1]?.epoch), {
-              x: "epoch",
-              y: "value",
-              text: "series",
-              fill: "series",
-              dx: 6,
-              textAnchor: "start",
-            }),
+            // The two losses end close together: one label above its point, one below.
+            ...series.map((one, i) =>
+              Plot.text(
+                rows.filter((r) =>
+                  r.series === one.name && r.epoch === history[history.length - 1]?.epoch
+                ),
+                {
+                  x: "epoch",
+                  y: "value",
+                  text: "series",
+                  fill: "series",
+                  dx: 6,
+                  dy: i === 0 ? -7 : 7,
+                  textAnchor: "start",
+                },
+              )
+            ),
           ]
           : []),
       ],
