@@ -26,6 +26,8 @@ export interface Sidecar {
   spec?: NetSpec;
   dataset: string;
   classes: number;
+  /** One name per logit, for imported models; the dataset's names when absent. */
+  classNames?: string[];
   blocks?: number[];
   epoch: number;
   epochs: number;

@@ -105,13 +105,14 @@ export async function importPytorch(
     model: spec.name,
     dataset,
     classes: width,
+    classNames: classes,
     epoch: 0,
     epochs: 0,
     seed: 0,
     normalisation: { mean: meta.mean, std: meta.std },
     testAccuracy: accuracy,
     history: [],
-    options: { importedFrom: o.weights, classNames: classes },
+    options: { importedFrom: o.weights },
   });
   return { checkpoint: o.out, accuracy, classes };
 }

@@ -117,7 +117,7 @@ export async function runNoiseMaps(options: NoiseMapsOptions): Promise<NoiseMaps
     const info = model.info();
     const test = await loadDataset(sidecar.dataset, "test", { dataDir: options.dataDir });
     const evalN = Math.min(options.evalImages ?? d.evalImages, test.count);
-    const names = test.classNames;
+    const names = sidecar.classNames ?? test.classNames;
 
     // 1. The analysis noise: fitted to the training data and calibrated, or as asked.
     // (The spike-triggered analysis alone needs only white noise.)

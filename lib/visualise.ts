@@ -168,7 +168,7 @@ export async function runVisualise(options: VisualiseOptions): Promise<Visualise
   const { model, sidecar } = await loadCheckpoint(options.checkpoint);
   try {
     const dataset = sidecar.dataset as DatasetName;
-    const names = classNames(dataset);
+    const names = sidecar.classNames ?? classNames(dataset);
     const C = sidecar.classes;
     const test = await loadDataset(dataset, "test", { dataDir: options.dataDir });
     const train = await loadDataset(dataset, "train", {

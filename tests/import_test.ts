@@ -19,6 +19,7 @@ for (const name of ["smaller", "tiny_resnet"]) {
     assert.ok(accuracy >= 0 && accuracy <= 1);
     const sidecar = await readSidecar(checkpoint);
     assert.deepEqual(sidecar.normalisation, { mean: 0.1307, std: 0.3081 });
+    assert.deepEqual(sidecar.classNames, Array.from({ length: 10 }, (_, d) => String(d)));
     const want = await readNpy(`${FIXTURES}/${name}.logits.npy`);
     const test = await loadDataset("mnist", "test", { limit: want.shape[0] });
     const { model } = await loadCheckpoint(checkpoint);
