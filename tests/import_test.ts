@@ -71,3 +71,43 @@ Deno.test("import: every missing, unexpected and wrong-shape tensor is named in 
     /wrong shape.*conv1\.weight/,
   );
 });
+
+Deno.test("import: class counts on 100,000 noise images match PyTorch's on the same noise", async () => {
+  const dir = await Deno.makeTempDir();
+  for (const name of ["smaller", "tiny_resnet"]) {
+    const want = JSON.parse(await Deno.readTextFile(`${FIXTURES}/${name}.noise-counts.json`));
+    const { checkpoint } = await importPytorch({
+      spec: `${FIXTURES}/${name}.spec.json`,
+      weights: `${FIXTURES}/${name}.safetensors`,
+      out: `${dir}/${name}.safetensors`,
+    });
+    const { model } = await loadCheckpoint(checkpoint);
+    using _ = model;
+    // The noise itself: bench/export_fixtures.py reimplements wna's Philox stream in numpy.
+    const first = await model.analyse(null, {
+      samples: 2,
+      staSamples: 2,
+      batchSize: 2,
+      noise: "uniform",
+      seed: want.seed,
+      keepStimuli: 2,
+      layers: [],
+    });
+    const pixels = first.stimuli!.data;
+    for (const [s, row] of (want.firstPixels as number[][]).entries()) {
+      assert.deepEqual(Array.from(pixels.subarray(s * 784, s * 784 + 8)), row.map(Math.fround));
+    }
+    const predicted = await model.classify(null, {
+      samples: want.samples,
+      seed: want.seed,
+      noise: "uniform",
+      batchSize: 1000,
+    });
+    const counts = new Array(10).fill(0);
+    for (const p of predicted) counts[p]++;
+    // Exact agreement is expected; a borderline noise image or two may flip on float rounding.
+    const off = counts.reduce((a, c, k) => a + Math.abs(c - want.counts[k]), 0);
+    assert.ok(off <= 10, `${name}: wna ${counts} against PyTorch ${want.counts}`);
+    console.log(`${name}: wna ${counts}, PyTorch ${want.counts}`);
+  }
+});
