@@ -53,7 +53,10 @@ async function readJson(path: string, what: string): Promise<Record<string, unkn
  * The normalisation and class names: given ones first, then the JSON beside the weights
  * (`{"mean", "std", "classes"}`, or a wna sidecar's `normalisation`).
  */
-export async function importMeta(weights: string, given: Partial<ImportMeta> = {}) {
+export async function importMeta(
+  weights: string,
+  given: Partial<ImportMeta> = {},
+): Promise<ImportMeta> {
   let beside: Partial<ImportMeta> = {};
   const path = sidecarPath(weights);
   const found = await Deno.stat(path).then(() => true, () => false);
