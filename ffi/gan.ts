@@ -83,22 +83,20 @@ export async function ganTrainEpoch(
   };
 }
 
-/**
- * Images from latent vectors, in eval mode.
- * @param generator a generator model
- * @param latent n x dim values
- * @returns n x 784 pixels
- */
-export async function generate(generator: Model, latent: Float32Array): Promise<Float32Array> {
-  const dim = generator.info().spec.input?.[0] ?? 0;
-  const n = dim > 0 ? Math.floor(latent.length / dim) : 0;
-  const out = new Float32Array(n * 784);
+/** One model call that maps an input array to an output array of `outLength` values. */
+async function mapArray(
+  symbol: "wna_generate" | "wna_discriminate",
+  model: Model,
+  input: Float32Array,
+  outLength: number,
+): Promise<Float32Array> {
+  const out = new Float32Array(outLength);
   const err = errorBuffer();
   unwrap(
-    await native().wna_generate(
-      generator.handle,
-      latent,
-      BigInt(latent.length),
+    await native()[symbol](
+      model.handle,
+      input,
+      BigInt(input.length),
       out,
       BigInt(out.length),
       err,
@@ -110,30 +108,25 @@ export async function generate(generator: Model, latent: Float32Array): Promise<
 }
 
 /**
+ * Images from latent vectors, in eval mode.
+ * @param generator a generator model
+ * @param latent n x dim values
+ * @returns n x 784 pixels
+ */
+export function generate(generator: Model, latent: Float32Array): Promise<Float32Array> {
+  const dim = generator.info().spec.input?.[0] ?? 0;
+  const n = dim > 0 ? Math.floor(latent.length / dim) : 0;
+  return mapArray("wna_generate", generator, latent, n * 784);
+}
+
+/**
  * The discriminator's probability that each image is real.
  * @param discriminator a discriminator model
  * @param images n x 784 pixels
  * @returns n probabilities
  */
-export async function discriminate(
-  discriminator: Model,
-  images: Float32Array,
-): Promise<Float32Array> {
-  const out = new Float32Array(Math.floor(images.length / 784));
-  const err = errorBuffer();
-  unwrap(
-    await native().wna_discriminate(
-      discriminator.handle,
-      images,
-      BigInt(images.length),
-      out,
-      BigInt(out.length),
-      err,
-      BigInt(err.length),
-    ),
-    err,
-  );
-  return out;
+export function discriminate(discriminator: Model, images: Float32Array): Promise<Float32Array> {
+  return mapArray("wna_discriminate", discriminator, images, Math.floor(images.length / 784));
 }
 
 /**
