@@ -6,26 +6,23 @@
  * @module
  */
 import { loadDataset } from "../data/datasets.ts";
-import { frechetDistance, type GanEpochMetrics, ganTrainEpoch, generate } from "../ffi/gan.ts";
-import { Model } from "../ffi/model.ts";
-import { tsne } from "../ffi/tsne.ts";
+import { type GanEpochMetrics, ganTrainEpoch, generate } from "../ffi/gan.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
-import { embeddingFigure } from "./embedding_figure.ts";
+import { Model } from "../ffi/model.ts";
 import { type Figure, type Table, writeFigure, writeReport } from "./figures.ts";
 import { writeJsonAtomic } from "./files.ts";
 import { histogramFigure, latentHistogramFigure, qualityFigure } from "./gan/figures.ts";
-import { features, measureQuality, type Quality } from "./gan/quality.ts";
-import { zooClassifier } from "./gan/classifier.ts";
+import { measureQuality, type Quality } from "./gan/quality.ts";
+import { prepareJudge } from "./gan/judge.ts";
 import { GAN_DEFAULTS, GAN_SPECS, type GanSpecs, LATENT_DIM } from "./gan/specs.ts";
 import type { MapGrid } from "./map_grid.ts";
 import { encodeNpz, writeNpy } from "./npy.ts";
 import { ProgressBar } from "./progress.ts";
-import { SeededRandom } from "./random.ts";
-import { readStoredRun } from "./zoo/train_net.ts";
-import { penultimateLayer } from "./atlas.ts";
 import { CASE_STUDY_NETS, caseStudyCheckpoint, type CaseStudyTraining } from "./fgsm.ts";
-import { argmaxRows } from "./metrics.ts";
-import { silhouette } from "./silhouette.ts";
+import { interpolate } from "./gan/interpolation.ts";
+import { latents, STREAMS } from "./gan/latents.ts";
+import { resumeState, saveState, stateFiles } from "./gan/state.ts";
+import { type TsneMap, tsneMaps } from "./gan/tsne_maps.ts";
 
 /** Options of {@linkcode runGan}. */
 export interface GanRunOptions {
@@ -104,65 +101,6 @@ export interface GanSummary {
   seconds: number;
 }
 
-/** n latents from N(0, 1), a seeded stream per use. */
-function latents(n: number, seed: number, stream: number): Float32Array {
-  const r = new SeededRandom(seed, stream);
-  return Float32Array.from({ length: n * LATENT_DIM }, () => r.normal());
-}
-
-/** The images whose index passes `keep`, copied into one array. */
-function pick(images: Float32Array, keep: (i: number) => boolean): Float32Array {
-  const n = images.length / 784;
-  const idx = Array.from({ length: n }, (_, i) => i).filter(keep);
-  const out = new Float32Array(idx.length * 784);
-  idx.forEach((i, k) => out.set(images.subarray(i * 784, (i + 1) * 784), k * 784));
-  return out;
-}
-
-/** Streams of the latents drawn in TypeScript, so that each use has its own. */
-const STREAMS = { quality: 101, grid: 102, interpolation: 200, tsne: 103 } as const;
-
-interface State {
-  settings: Record<string, unknown>;
-  history: GanEpoch[];
-  seconds: number;
-}
-
-const stateFiles = (dir: string) => ({
-  generator: `${dir}/generator.safetensors`,
-  discriminator: `${dir}/discriminator.safetensors`,
-  generatorOptimizer: `${dir}/generator-optimizer.safetensors`,
-  discriminatorOptimizer: `${dir}/discriminator-optimizer.safetensors`,
-  best: `${dir}/generator-best.safetensors`,
-  progress: `${dir}/progress.json`,
-});
-
-/** Writes the epoch's state; progress.json goes first and comes back last (see trainNet). */
-async function saveState(dir: string, g: Model, d: Model, state: State, best: boolean) {
-  await Deno.mkdir(dir, { recursive: true });
-  const f = stateFiles(dir);
-  await Deno.remove(f.progress).catch(() => {});
-  g.saveWeights(f.generator);
-  d.saveWeights(f.discriminator);
-  g.saveOptimizer(f.generatorOptimizer);
-  d.saveOptimizer(f.discriminatorOptimizer);
-  if (best) g.saveWeights(f.best);
-  await writeJsonAtomic(f.progress, state);
-}
-
-async function resumeState(dir: string, g: Model, d: Model, settings: Record<string, unknown>) {
-  const f = stateFiles(dir);
-  const stored = await readStoredRun<State>(f.progress, {});
-  const same = stored && Object.entries(settings).every(([k, v]) => stored.settings?.[k] === v) &&
-    Array.isArray(stored.history) && stored.history.length > 0;
-  if (!same) return undefined;
-  g.loadWeights(f.generator);
-  d.loadWeights(f.discriminator);
-  g.loadOptimizer(f.generatorOptimizer);
-  d.loadOptimizer(f.discriminatorOptimizer);
-  return stored;
-}
-
 const bestOf = (history: GanEpoch[]) =>
   history.reduce((a, b) => (b.frechet < a.frechet ? b : a)).epoch;
 
@@ -216,36 +154,16 @@ export async function runGan(o: GanRunOptions): Promise<GanSummary> {
   // Data and the judge.
   const train = await loadDataset("mnist", "train", { dataDir: o.dataDir, limit: o.trainImages });
   const test = await loadDataset("mnist", "test", { dataDir: o.dataDir });
-  const judge = o.classifier
-    ? await loadCheckpoint(o.classifier, o.device).then((c) => ({
-      model: c.model,
-      path: o.classifier!,
-      accuracy: c.sidecar.testAccuracy,
-    }))
-    : await zooClassifier({
-      id: GAN_DEFAULTS.classifier,
-      train,
-      test,
-      seed: 0,
-      device: o.device,
-      log,
-    });
+  const judge = await prepareJudge({
+    path: o.classifier,
+    train,
+    test,
+    samples: qualitySamples,
+    device: o.device,
+    log,
+  });
   using classifier = judge.model;
-  const realImages = test.images.subarray(0, Math.min(qualitySamples, test.count) * 784);
-  const reference = await features(classifier, realImages);
-  const realQuality = await measureQuality(classifier, realImages);
-  // The Frechet distance between the even and the odd test images: the floor that sampling
-  // alone sets. (Not the first and second halves: MNIST's test set was assembled from two
-  // writer populations in order, and its halves differ.)
-  const split = (parity: number) => features(classifier, pick(realImages, (i) => i % 2 === parity));
-  const [even, odd] = [await split(0), await split(1)];
-  const frechetEvenOdd = await frechetDistance(even.data, odd.data, even.width);
-  log(
-    `judge: ${judge.path} (${((judge.accuracy ?? NaN) * 100).toFixed(2)}%); test set: Inception ` +
-      `score ${realQuality.inceptionScore.toFixed(2)}, Frechet between its even and odd images ${
-        frechetEvenOdd.toFixed(2)
-      }`,
-  );
+  const { reference, realQuality, frechetEvenOdd } = judge;
 
   // The networks. D normalises pixels to [-1, 1], the range of G's tanh.
   const norm = { mean: 0.5, std: 0.5, device: o.device };
@@ -505,144 +423,4 @@ export async function runGan(o: GanRunOptions): Promise<GanSummary> {
   );
   log(`wrote ${o.outDir}/report.html`);
   return summary;
-}
-
-/** Interpolation strips between seeded latent pairs, classified. */
-async function interpolate(g: Model, classifier: Model, seed: number, pairCount?: number) {
-  const steps = GAN_DEFAULTS.interpolationSteps;
-  const pairs = Array.from({ length: pairCount ?? GAN_DEFAULTS.interpolationPairs }, (_, p) => ({
-    z1: latents(1, seed, STREAMS.interpolation + 2 * p),
-    z2: latents(1, seed, STREAMS.interpolation + 2 * p + 1),
-  }));
-  const z = new Float32Array(pairs.length * steps * LATENT_DIM);
-  pairs.forEach(({ z1, z2 }, p) => {
-    for (let s = 0; s < steps; s++) {
-      const a = s / (steps - 1);
-      for (let j = 0; j < LATENT_DIM; j++) {
-        z[(p * steps + s) * LATENT_DIM + j] = a * z1[j] + (1 - a) * z2[j];
-      }
-    }
-  });
-  const images = await generate(g, z);
-  const q = await measureQuality(classifier, images);
-  let changing = 0;
-  for (let p = 0; p < pairs.length; p++) {
-    if (q.predictions[p * steps] !== q.predictions[p * steps + steps - 1]) changing++;
-  }
-  return { pairs, images, predictions: q.predictions, confidence: q.confidence, changing };
-}
-
-/** One t-SNE map of the run. */
-interface TsneMap {
-  name: string;
-  n: number;
-  seconds: number;
-  trustworthiness: number;
-  /** Silhouette of the map's colouring on the 2-D map (first 2,000 points). */
-  silhouette: number;
-  /** FGSM maps: N1's accuracy on the attacked images. */
-  accuracy?: number;
-  eps?: number;
-  embedding: Float32Array;
-  figure: Figure;
-}
-
-/**
- * The t-SNE maps of the case study: G(z) at each size in `sizes`, coloured by the judging
- * classifier's label; the latents z of the largest; and net N1's penultimate activations on
- * FGSM test images at each eps, coloured by the true label.
- */
-async function tsneMaps(o: {
-  g: Model;
-  classifier: Model;
-  n1: Model;
-  test: { images: Float32Array; labels: Uint8Array; count: number };
-  seed: number;
-  sizes: readonly number[];
-  eps: readonly number[];
-  fgsmImages: number;
-  log: (line: string) => void;
-}): Promise<TsneMap[]> {
-  const maps: TsneMap[] = [];
-  const map = async (
-    name: string,
-    title: string,
-    data: Float32Array,
-    labels: ArrayLike<number>,
-    what: string,
-    extra: Partial<TsneMap> = {},
-  ) => {
-    const n = labels.length;
-    const r = await tsne(data, data.length / n, { seed: o.seed });
-    const separation = silhouette(r.embedding.data, 2, labels);
-    o.log(
-      `t-SNE ${name}: ${n} points in ${r.seconds.toFixed(1)} s, trustworthiness ${
-        r.trustworthiness.toFixed(3)
-      }, silhouette ${separation.toFixed(3)}`,
-    );
-    maps.push({
-      name,
-      n,
-      seconds: r.seconds,
-      trustworthiness: r.trustworthiness,
-      silhouette: separation,
-      embedding: r.embedding.data,
-      ...extra,
-      figure: embeddingFigure({
-        name: `tsne-${name}`,
-        title,
-        caption: `${what} Trustworthiness (k = 5) ${r.trustworthiness.toFixed(3)}; silhouette ` +
-          `of the colouring on the map ${separation.toFixed(3)} (1: separate clusters, 0: ` +
-          `overlapping). ${r.seconds.toFixed(1)} s.`,
-        embedding: r.embedding.data,
-        labels,
-        size: 460,
-      }),
-    });
-  };
-  const largest = Math.max(...o.sizes);
-  const z = latents(largest, o.seed, STREAMS.tsne);
-  const images = await generate(o.g, z);
-  const predicted = (await measureQuality(o.classifier, images)).predictions;
-  for (const n of [...o.sizes].sort((a, b) => a - b)) {
-    await map(
-      `generated-${n}`,
-      `${n} generated digits`,
-      images.subarray(0, n * 784),
-      predicted.subarray(0, n),
-      `t-SNE of ${n} samples G(z) (pixels, PCA to 50 dimensions first), coloured by the judging ` +
-        "classifier's label.",
-    );
-  }
-  await map(
-    "latents",
-    `Their ${largest} latent vectors`,
-    z,
-    predicted,
-    `t-SNE of the ${largest} latent vectors z behind the largest map, coloured by the label of ` +
-      "G(z). z is isotropic Gaussian noise, so the map has no clusters and the colours mix: the " +
-      "generator, not the latent space, sorts digits into classes.",
-  );
-  const n = Math.min(o.fgsmImages, o.test.count);
-  const clean = o.test.images.subarray(0, n * 784);
-  const truth = o.test.labels.subarray(0, n);
-  const layer = penultimateLayer(o.n1).name;
-  for (const eps of o.eps) {
-    const attacked = await o.n1.fgsm(clean, truth, eps);
-    const logits = await o.n1.predict(attacked);
-    const hits = argmaxRows(logits, 10).reduce((a, p, i) => a + (p === truth[i] ? 1 : 0), 0);
-    const accuracy = hits / n;
-    await map(
-      `fgsm-${eps}`,
-      `N1 on FGSM images, eps ${eps}: accuracy ${(100 * accuracy).toFixed(1)}%`,
-      await o.n1.activations(attacked, layer),
-      truth,
-      `t-SNE of net N1's penultimate activations (${layer}) on ${n} test images attacked by ` +
-        `FGSM at eps ${eps} (N1's own gradients), coloured by the true digit. N1 classifies ` +
-        `${(100 * accuracy).toFixed(1)}% of them correctly; as eps grows the class clusters ` +
-        "dissolve.",
-      { accuracy, eps },
-    );
-  }
-  return maps;
 }
