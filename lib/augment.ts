@@ -9,7 +9,8 @@ import { augmentImages, type Transform } from "../ffi/augment.ts";
 import { type Figure, mapsSvg, type Table, writeFigure, writeReport } from "./figures.ts";
 import { writeJsonAtomic } from "./files.ts";
 import { Plot, plotSvg } from "./plots.ts";
-import { discardPartialRun, readStoredRun, round2, signed, trainNet } from "./zoo/train_net.ts";
+import { discardPartialRun, readStoredRun } from "./partial_run.ts";
+import { round2, signed, trainNet } from "./zoo/train_net.ts";
 import { ZOO_NETS, ZOO_SCHEDULE } from "./zoo/nets.ts";
 
 /** A transform of the study: torchvision's, written as wna's. */

@@ -21,7 +21,7 @@ import { ProgressBar } from "./progress.ts";
 import { CASE_STUDY_NETS, caseStudyCheckpoint, type CaseStudyTraining } from "./fgsm.ts";
 import { interpolate } from "./gan/interpolation.ts";
 import { latents, STREAMS } from "./gan/latents.ts";
-import { resumeState, saveState, stateFiles } from "./gan/state.ts";
+import { type PartialModel, resumePartialRun, savePartialRun } from "./partial_run.ts";
 import { type TsneMap, tsneMaps } from "./gan/tsne_maps.ts";
 
 /** Options of {@linkcode runGan}. */
@@ -87,10 +87,7 @@ export interface GanSummary {
   history: GanEpoch[];
   /** The epoch with the lowest Frechet distance; its generator is kept and analysed. */
   bestEpoch: number;
-  best: Omit<GanEpoch, "histogram"> & {
-    histogram: number[];
-    inceptionSplits: Quality["inceptionSplits"];
-  };
+  best: GanEpoch & { inceptionSplits: Quality["inceptionSplits"] };
   interpolation: {
     pairs: number;
     steps: number;
@@ -179,8 +176,18 @@ export async function runGan(o: GanRunOptions): Promise<GanSummary> {
     batchSize: o.batchSize,
     judge: judge.path,
   };
+  // The state after every epoch; the best epoch's generator is kept beside it.
   const stateDir = `${o.outDir}/state`;
-  const resumed = await resumeState(stateDir, g, d, settings);
+  const networks: PartialModel[] = [
+    { model: g, weights: "generator.safetensors", optimizer: "generator-optimizer.safetensors" },
+    {
+      model: d,
+      weights: "discriminator.safetensors",
+      optimizer: "discriminator-optimizer.safetensors",
+    },
+  ];
+  const bestGenerator = { model: g, weights: "generator-best.safetensors" };
+  const resumed = await resumePartialRun<GanEpoch>(stateDir, networks, settings);
   const history: GanEpoch[] = resumed?.history ?? [];
   if (resumed) log(`resuming after epoch ${history.length} (${stateDir})`);
   const secondsBefore = resumed?.seconds ?? 0;
@@ -221,16 +228,17 @@ export async function runGan(o: GanRunOptions): Promise<GanSummary> {
       `${o.outDir}/samples`,
       digitGrid(`epoch-${String(epoch + 1).padStart(3, "0")}`, "", "", grid),
     );
-    await saveState(stateDir, g, d, {
+    const isBest = bestOf(history) === epoch + 1;
+    await savePartialRun(stateDir, isBest ? [...networks, bestGenerator] : networks, {
       settings,
       history,
       seconds: secondsBefore + (performance.now() - t0) / 1000,
-    }, bestOf(history) === epoch + 1);
+    });
   }
 
   // The kept generator: the epoch with the lowest Frechet distance.
   const bestEpoch = bestOf(history);
-  g.loadWeights(stateFiles(stateDir).best);
+  g.loadWeights(`${stateDir}/${bestGenerator.weights}`);
   const bestImages = await generate(g, qualityZ);
   const bestQuality = await measureQuality(classifier, bestImages, reference);
   log(

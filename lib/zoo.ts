@@ -9,14 +9,8 @@ import { saveCheckpoint } from "./checkpoint.ts";
 import { type Figure, type Table, writeFigure, writeReport } from "./figures.ts";
 import { writeFileAtomic, writeJsonAtomic } from "./files.ts";
 import { Plot, plotSvg } from "./plots.ts";
-import {
-  discardPartialRun,
-  readStoredRun,
-  round2,
-  signed,
-  type StudyEpoch,
-  trainNet,
-} from "./zoo/train_net.ts";
+import { discardPartialRun, readStoredRun } from "./partial_run.ts";
+import { round2, signed, type StudyEpoch, trainNet } from "./zoo/train_net.ts";
 import { ZOO_NETS, ZOO_SCHEDULE, type ZooNet } from "./zoo/nets.ts";
 
 /** The two training-set sizes of the study. */

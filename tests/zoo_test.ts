@@ -8,7 +8,8 @@ import { runAugment } from "../lib/augment.ts";
 import { loadCheckpoint, readSidecar } from "../lib/checkpoint.ts";
 import { runZoo, type ZooSummary } from "../lib/zoo.ts";
 import { ZOO_NETS } from "../lib/zoo/nets.ts";
-import { discardPartialRun, trainNet } from "../lib/zoo/train_net.ts";
+import { discardPartialRun } from "../lib/partial_run.ts";
+import { trainNet } from "../lib/zoo/train_net.ts";
 
 const quiet = () => {};
 

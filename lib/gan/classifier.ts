@@ -8,7 +8,8 @@ import type { Dataset } from "../../data/datasets.ts";
 import type { Model } from "../../ffi/model.ts";
 import { loadCheckpoint, saveCheckpoint } from "../checkpoint.ts";
 import { ZOO_NETS, ZOO_SCHEDULE } from "../zoo/nets.ts";
-import { discardPartialRun, trainNet } from "../zoo/train_net.ts";
+import { discardPartialRun } from "../partial_run.ts";
+import { trainNet } from "../zoo/train_net.ts";
 
 async function exists(path: string): Promise<boolean> {
   try {

@@ -7,6 +7,7 @@
 import type { Dataset } from "../../data/datasets.ts";
 import { Model, type OptimizerName } from "../../ffi/model.ts";
 import type { NetSpec } from "../../ffi/spec.ts";
+import { resumePartialRun, savePartialRun } from "../partial_run.ts";
 import { ProgressBar } from "../progress.ts";
 
 /** One epoch of a study run. */
@@ -45,17 +46,10 @@ export interface TrainNetOptions {
   /**
    * A folder for the weights, optimiser state and history after every epoch, so that an
    * interrupted run resumes from its last finished epoch (the study's nets 9.x take more than an
-   * hour on two cores). The caller removes it with {@linkcode discardPartialRun} once the
-   * finished run is stored. None: no per-epoch state.
+   * hour on two cores). The caller removes it with `discardPartialRun` (`lib/partial_run.ts`)
+   * once the finished run is stored. None: no per-epoch state.
    */
   partialDir?: string;
-}
-
-/** What a partial run stores beside its weights; a mismatch with the current settings restarts. */
-interface PartialRun {
-  settings: Record<string, unknown>;
-  history: StudyEpoch[];
-  seconds: number;
 }
 
 /**
@@ -90,8 +84,10 @@ export async function trainNet(
       augmented: options.augment !== undefined,
       curveImages: n,
     };
+    // The file names of the state each epoch leaves in `partialDir`.
+    const files = [{ model, weights: "weights.safetensors", optimizer: "optimizer.safetensors" }];
     const resumed = options.partialDir
-      ? await resumePartial(model, options.partialDir, settings)
+      ? await resumePartialRun<StudyEpoch>(options.partialDir, files, settings)
       : undefined;
     const history: StudyEpoch[] = resumed?.history ?? [];
     const secondsBefore = resumed?.seconds ?? 0;
@@ -125,7 +121,7 @@ export async function trainNet(
         }%`,
       );
       if (options.partialDir) {
-        await savePartial(model, options.partialDir, {
+        await savePartialRun(options.partialDir, files, {
           settings,
           history,
           seconds: secondsBefore + (performance.now() - t0) / 1000,
@@ -140,70 +136,6 @@ export async function trainNet(
   } catch (e) {
     model.close();
     throw e;
-  }
-}
-
-const partialFiles = (dir: string) => ({
-  weights: `${dir}/weights.safetensors`,
-  optimizer: `${dir}/optimizer.safetensors`,
-  progress: `${dir}/progress.json`,
-});
-
-async function savePartial(model: Model, dir: string, partial: PartialRun): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  const files = partialFiles(dir);
-  // progress.json goes first and comes back last: a crash mid-save leaves no progress and the
-  // run starts afresh, never one epoch's history with another epoch's weights.
-  await Deno.remove(files.progress).catch(() => {});
-  model.saveWeights(files.weights);
-  model.saveOptimizer(files.optimizer);
-  const tmp = `${files.progress}.${Deno.pid}.tmp`;
-  await Deno.writeTextFile(tmp, JSON.stringify(partial));
-  await Deno.rename(tmp, files.progress);
-}
-
-async function resumePartial(
-  model: Model,
-  dir: string,
-  settings: Record<string, unknown>,
-): Promise<PartialRun | undefined> {
-  const files = partialFiles(dir);
-  const stored = await readStoredRun<PartialRun>(files.progress, {});
-  const same = stored &&
-    Object.entries(settings).every(([k, v]) => stored.settings?.[k] === v) &&
-    Array.isArray(stored.history) && stored.history.length > 0;
-  if (!same) return undefined;
-  model.loadWeights(files.weights);
-  model.loadOptimizer(files.optimizer);
-  return stored;
-}
-
-/**
- * Removes a finished run's per-epoch state (see `partialDir`).
- * @param dir the folder given as `partialDir`
- */
-export async function discardPartialRun(dir: string): Promise<void> {
-  await Deno.remove(dir, { recursive: true }).catch((e) => {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  });
-}
-
-/**
- * A finished run stored as JSON, if it was made with the same settings (`want`'s fields all
- * equal); otherwise (absent, unreadable, other settings) undefined, and the run is redone.
- * @param path the run's JSON file
- * @param want the settings the stored run must match
- * @returns the stored run, or undefined
- */
-export async function readStoredRun<T>(
-  path: string,
-  want: Record<string, unknown>,
-): Promise<T | undefined> {
-  try {
-    const run = JSON.parse(await Deno.readTextFile(path));
-    return Object.entries(want).every(([k, v]) => run?.[k] === v) ? run as T : undefined;
-  } catch {
-    return undefined;
   }
 }
 

@@ -173,7 +173,7 @@ impl Network {
 
 /// Nearest-neighbour upsampling as a broadcast: `[b, c, h, w]` to `[b, c, h*s, w*s]`. Built from
 /// reshape and broadcast, whose gradients (a sum over each block) candle has long had right;
-/// `native/tests/spec.rs` checks both directions against direct loops.
+/// `native/tests/gan.rs` checks both directions against direct loops.
 pub fn upsample_nearest(x: &Tensor, scale: usize) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     Ok(x.reshape((b, c, h, 1, w, 1))?
