@@ -56,7 +56,17 @@ export {
   ganTrainEpoch,
   generate,
 } from "./ffi/gan.ts";
-export { type ImportMeta, importMeta, type ImportOptions, importPytorch } from "./lib/import.ts";
+export {
+  type ImportMeta,
+  importMeta,
+  importOnnx,
+  type ImportOptions,
+  importPytorch,
+  type ImportResult,
+  metaPath,
+  type OnnxImportOptions,
+} from "./lib/import.ts";
+export { convertOnnx, type OnnxConversion } from "./ffi/onnx.ts";
 export { type GanEpoch, type GanRunOptions, type GanSummary, runGan } from "./lib/gan.ts";
 export { GAN_DEFAULTS, GAN_SPECS, type GanSpecs, LATENT_DIM } from "./lib/gan/specs.ts";
 export { inceptionScore, klToUniform, measureQuality, type Quality } from "./lib/gan/quality.ts";

@@ -1,9 +1,12 @@
-"""Writes the PyTorch-import test fixtures (tests/fixtures/pytorch/): two networks built and
-initialised in PyTorch, each as a safetensors state dict, the wna spec that names its modules,
-a small JSON with the input normalisation and class names, and PyTorch's own logits on the first
-1,000 MNIST test images. Run once, from the repository root, in the bench's environment:
+"""Writes the import test fixtures (tests/fixtures/pytorch/, tests/fixtures/onnx/): two networks
+built and initialised in PyTorch, each as a safetensors state dict, the wna spec that names its
+modules, a small JSON with the input normalisation and class names, PyTorch's own logits on the
+first 1,000 MNIST test images, and the same networks exported with torch.onnx.export. Plus three
+ONNX files the importer must handle or refuse: the ResNet with its normalisation, unfolded batch
+norms and a LogSoftmax in the graph; a net with an op wna does not convert (Elu); a 3x32x32 net.
+Run once, from the repository root, in the bench's environment:
 
-    bench/.venv/bin/pip install safetensors
+    bench/.venv/bin/pip install safetensors onnx
     bench/.venv/bin/python bench/export_fixtures.py
 
 The product never runs Python; the tests only read what this wrote.
@@ -22,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peer import Smaller  # noqa: E402  (the bench's PyTorch smaller, beside this file)
 
 OUT = "tests/fixtures/pytorch"
+ONNX_OUT = "tests/fixtures/onnx"
 MEAN, STD = 0.1307, 0.3081
 COUNT = 1000
 
@@ -160,8 +164,57 @@ def randomise_batch_norm(model, generator):
             m.bias.data.copy_(torch.randn(n, generator=generator) * 0.1)
 
 
+class Normalised(nn.Module):
+    """A model whose graph normalises its own input and ends in a LogSoftmax."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return torch.log_softmax(self.model((x - MEAN) / STD), 1)
+
+
+class Unsupported(nn.Module):
+    """A conv net with an Elu, an op wna does not convert."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 5, 2)
+        self.fc = nn.Linear(4 * 12 * 12, 10)
+
+    def forward(self, x):
+        return self.fc(nn.functional.elu(self.conv(x)).flatten(1))
+
+
+class Cifar(nn.Module):
+    """A CIFAR-10-shaped net (3x32x32 input)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 5, 2)
+        self.fc = nn.Linear(4 * 14 * 14, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def export_onnx(model, path, shape=(1, 1, 28, 28), **kwargs):
+    """torch.onnx.export with a dynamic batch, as a user would call it."""
+    torch.onnx.export(
+        model,
+        torch.zeros(*shape),
+        path,
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+        **kwargs,
+    )
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    os.makedirs(ONNX_OUT, exist_ok=True)
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(1)
     x = (torch.from_numpy(test_images()) - MEAN) / STD
@@ -184,7 +237,14 @@ def main():
                 f,
             )
         np.save(f"{OUT}/{name}.logits.npy", logits)
+        # Exported as torch.onnx.export does by default: batch norms folded into the convs.
+        export_onnx(model, f"{ONNX_OUT}/{name}.onnx")
+        if name == "tiny_resnet":
+            export_onnx(Normalised(model).eval(), f"{ONNX_OUT}/{name}_raw.onnx", do_constant_folding=False)
         print(name, sum(v.numel() for v in model.state_dict().values()), "values")
+    torch.manual_seed(2)
+    export_onnx(Unsupported().eval(), f"{ONNX_OUT}/unsupported.onnx")
+    export_onnx(Cifar().eval(), f"{ONNX_OUT}/cifar.onnx", shape=(1, 3, 32, 32))
 
 
 if __name__ == "__main__":

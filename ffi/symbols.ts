@@ -278,6 +278,12 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  /** (request: *const u8, request_len: usize, buf: *mut u8, cap: usize, len_out: *mut usize,
+   *  err, err_cap) */
+  wna_onnx_import: {
+    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
   /** (err: *mut u8, err_cap: usize): panics on purpose, for the tests. */
   wna_debug_panic: { parameters: ["buffer", "usize"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;

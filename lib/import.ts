@@ -1,12 +1,15 @@
 /**
- * Importing a model trained elsewhere: a wna spec plus a PyTorch `state_dict` saved as
- * safetensors, turned into a wna checkpoint (weights and sidecar) that every analysis takes with
- * `--checkpoint`. The weights are checked against the spec by name and shape, with every
- * mismatch in one error (`native/src/model.rs`), and the model is scored on the test set.
+ * Importing a model trained elsewhere, turned into a wna checkpoint (weights and sidecar) that
+ * every analysis takes with `--checkpoint`:
+ * - a wna spec plus a PyTorch `state_dict` saved as safetensors, checked against the spec by
+ *   name and shape with every mismatch in one error (`native/src/model.rs`);
+ * - an ONNX file, converted to a spec and weights natively (`native/src/onnx/`).
+ * Either way the model is scored on the test set before it is written.
  * @module
  */
 import { classNames, type DatasetName, loadDataset } from "../data/datasets.ts";
 import { Model } from "../ffi/model.ts";
+import { convertOnnx } from "../ffi/onnx.ts";
 import type { NetSpec } from "../ffi/spec.ts";
 import { saveCheckpoint, sidecarPath } from "./checkpoint.ts";
 import { argmaxRows, perClassAccuracy } from "./metrics.ts";
@@ -49,24 +52,57 @@ async function readJson(path: string, what: string): Promise<Record<string, unkn
   }
 }
 
+/** Options of {@linkcode importOnnx}. */
+export interface OnnxImportOptions {
+  /** The `.onnx` file. */
+  onnx: string;
+  /**
+   * Normalisation and class names; read from the JSON beside the file when absent. A graph that
+   * normalises its own input needs none: its Sub/Div nodes are folded in.
+   */
+  meta?: Partial<ImportMeta>;
+  /** @default "mnist" */
+  dataset?: DatasetName;
+  /** Where the wna checkpoint is written (`.safetensors`, plus its `.json` sidecar). */
+  out: string;
+  dataDir?: string;
+  device?: "cpu" | "cuda" | "auto";
+}
+
+/** What an import wrote. */
+export interface ImportResult {
+  checkpoint: string;
+  /** The imported model's accuracy on the dataset's test set. */
+  accuracy: number;
+  classes: string[];
+  /** What the conversion left out or changed (ONNX only). */
+  notes: string[];
+}
+
+/** The JSON beside a model file: `net.safetensors` or `net.onnx` has `net.json`. */
+export function metaPath(file: string): string {
+  return sidecarPath(file.replace(/\.onnx$/, ""));
+}
+
 /**
  * The normalisation and class names: given ones first, then the JSON beside the weights
- * (`{"mean", "std", "classes"}`, or a wna sidecar's `normalisation`).
+ * (`{"mean", "std", "classes"}`, or a wna sidecar's `normalisation`), then `fallback`.
  */
 export async function importMeta(
   weights: string,
   given: Partial<ImportMeta> = {},
+  fallback: Partial<ImportMeta> = {},
 ): Promise<ImportMeta> {
   let beside: Partial<ImportMeta> = {};
-  const path = sidecarPath(weights);
+  const path = metaPath(weights);
   const found = await Deno.stat(path).then(() => true, () => false);
   if (found) {
     const j = await readJson(path, "normalisation file");
     const norm = (j.normalisation ?? j) as Partial<ImportMeta>;
     beside = { mean: norm.mean, std: norm.std, classes: j.classes as string[] | undefined };
   }
-  const mean = given.mean ?? beside.mean;
-  const std = given.std ?? beside.std;
+  const mean = given.mean ?? beside.mean ?? fallback.mean;
+  const std = given.std ?? beside.std ?? fallback.std;
   if (typeof mean !== "number" || typeof std !== "number") {
     throw new Error(
       `import: the input normalisation of ${weights} is unknown. Give --mean and --std (the ` +
@@ -81,16 +117,52 @@ export async function importMeta(
  * Checks a PyTorch state dict against a spec, scores it on the test set, and writes it as a
  * wna checkpoint.
  * @param o spec, weights, normalisation, dataset and output path
- * @returns the checkpoint path and the imported model's test accuracy
+ * @returns the checkpoint path, the imported model's test accuracy and its class names
  */
-export async function importPytorch(
-  o: ImportOptions,
-): Promise<{ checkpoint: string; accuracy: number; classes: string[] }> {
+export async function importPytorch(o: ImportOptions): Promise<ImportResult> {
   const spec = typeof o.spec === "string"
     ? (await readJson(o.spec, "spec")) as unknown as NetSpec
     : o.spec;
-  const dataset = o.dataset ?? "mnist";
   const meta = await importMeta(o.weights, o.meta);
+  return await checkAndSave(spec, o.weights, meta, o, { importedFrom: o.weights });
+}
+
+/**
+ * Converts an ONNX classifier to a wna spec and weights, scores it on the test set, and writes
+ * it as a wna checkpoint. The graph's own input normalisation (Sub/Div by constants) is folded
+ * into the checkpoint's, and a final softmax is left out (wna works on logits).
+ * @param o the ONNX file, normalisation, dataset and output path
+ * @returns the checkpoint path, test accuracy, class names and what the conversion left out
+ */
+export async function importOnnx(o: OnnxImportOptions): Promise<ImportResult> {
+  const stem = o.onnx.split("/").pop()!.replace(/\.onnx$/, "");
+  await Deno.mkdir(o.out.replace(/\/[^/]*$/, "") || ".", { recursive: true });
+  const converted = `${o.out}.converted`;
+  const c = convertOnnx(o.onnx, converted, stem);
+  try {
+    const normalisesItself = c.shift !== 0 || c.scale !== 1;
+    const meta = await importMeta(o.onnx, o.meta, normalisesItself ? { mean: 0, std: 1 } : {});
+    // The user's (p - mean) / std, then the graph's (x - shift) / scale, as one normalisation.
+    const composed = { ...meta, mean: meta.mean + c.shift * meta.std, std: meta.std * c.scale };
+    const result = await checkAndSave(c.spec, converted, composed, o, {
+      importedFrom: o.onnx,
+      onnx: { producer: c.producer, opset: c.opset, notes: c.notes },
+    });
+    return { ...result, notes: c.notes };
+  } finally {
+    await Deno.remove(converted).catch(() => {});
+  }
+}
+
+/** Loads `weights` into a model of `spec`, scores it on the test set, and saves the checkpoint. */
+async function checkAndSave(
+  spec: NetSpec,
+  weights: string,
+  meta: ImportMeta,
+  o: { dataset?: DatasetName; out: string; dataDir?: string; device?: "cpu" | "cuda" | "auto" },
+  options: Record<string, unknown>,
+): Promise<ImportResult> {
+  const dataset = o.dataset ?? "mnist";
   using model = Model.create(spec, { mean: meta.mean, std: meta.std, device: o.device });
   const classes = meta.classes ?? classNames(dataset);
   const width = model.info().classes;
@@ -99,7 +171,7 @@ export async function importPytorch(
       `import: ${classes.length} class names for a network with ${width} logits`,
     );
   }
-  model.loadWeights(o.weights);
+  model.loadWeights(weights);
   const test = await loadDataset(dataset, "test", { dataDir: o.dataDir });
   const predicted = argmaxRows(await model.predict(test.images), width);
   const { accuracy } = perClassAccuracy(predicted, test.labels, width);
@@ -115,7 +187,7 @@ export async function importPytorch(
     normalisation: { mean: meta.mean, std: meta.std },
     testAccuracy: accuracy,
     history: [],
-    options: { importedFrom: o.weights },
+    options,
   });
-  return { checkpoint: o.out, accuracy, classes };
+  return { checkpoint: o.out, accuracy, classes, notes: [] };
 }

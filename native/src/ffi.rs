@@ -19,7 +19,7 @@ use crate::model::{self, Model, Stimulation};
 use crate::noise::{self, DataNoise};
 use crate::optim::Kind;
 use crate::options::{
-    self, AnalyseOptions, ClassifyOptions, GanOptions, ModelOptions, TrainOptions,
+    self, AnalyseOptions, ClassifyOptions, GanOptions, ModelOptions, OnnxOptions, TrainOptions,
 };
 use crate::progress::Progress;
 use crate::train;
@@ -867,6 +867,39 @@ pub unsafe extern "C" fn wna_frechet(
         let out = slice_mut(out, 1, "distance")?;
         out[0] = frechet::frechet_distance(a, b, dims)?;
         Ok(())
+    })
+}
+
+/// Converts an ONNX classifier (`OnnxOptions`) to a wna spec, writes its weights under wna's
+/// names as safetensors at `weights` (whole or not at all), and returns JSON: `spec`, the
+/// graph's own normalisation `shift` and `scale`, `notes`, `producer` and `opset`.
+#[no_mangle]
+pub unsafe extern "C" fn wna_onnx_import(
+    request: *const u8,
+    request_len: usize,
+    buf: *mut u8,
+    cap: usize,
+    len_out: *mut usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let o: OnnxOptions = options::parse(text(request, request_len, "onnx request")?, "onnx")?;
+        let c = crate::onnx::import(&o.path, &o.name)?;
+        let mut tensors = HashMap::new();
+        for w in c.weights {
+            let t = candle_core::Tensor::from_vec(w.values, w.shape, &candle_core::Device::Cpu)?;
+            tensors.insert(w.name, t);
+        }
+        let partial = format!("{}.partial", o.weights);
+        candle_core::safetensors::save(&tensors, &partial)
+            .and_then(|_| std::fs::rename(&partial, &o.weights).map_err(Into::into))
+            .map_err(|e| Error::Io(format!("onnx: cannot write {}: {e}", o.weights)))?;
+        let summary = serde_json::json!({
+            "spec": c.spec, "shift": c.shift, "scale": c.scale, "notes": c.notes,
+            "producer": c.producer, "opset": c.opset,
+        });
+        write_text(&summary.to_string(), buf, cap, len_out)
     })
 }
 

@@ -16,6 +16,7 @@ pub mod model;
 pub mod models;
 pub mod noise;
 pub mod objective;
+pub mod onnx;
 pub mod optim;
 pub mod options;
 pub mod philox;

@@ -269,3 +269,12 @@ pub struct AugmentOptions {
     #[serde(default)]
     pub epoch: u64,
 }
+
+/// `convertOnnx`'s request: the ONNX file, where its converted weights go, and the spec's name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OnnxOptions {
+    pub path: String,
+    pub weights: String,
+    pub name: String,
+}
