@@ -191,3 +191,22 @@ async function checkAndSave(
   });
   return { checkpoint: o.out, accuracy, classes, notes: [] };
 }
+
+/**
+ * Imports an ONNX file for an analysis run: the checkpoint goes to `<outDir>/model/`, and the
+ * import's test accuracy and notes are printed.
+ * @returns the checkpoint path
+ */
+export async function checkpointFromOnnx(
+  onnx: string,
+  outDir: string,
+  o: Omit<OnnxImportOptions, "onnx" | "out"> = {},
+): Promise<string> {
+  const stem = onnx.split("/").pop()!.replace(/\.onnx$/, "");
+  const r = await importOnnx({ ...o, onnx, out: `${outDir}/model/${stem}.safetensors` });
+  console.log(
+    `imported ${onnx}: test accuracy ${(100 * r.accuracy).toFixed(2)}%` +
+      r.notes.map((n) => `; ${n}`).join(""),
+  );
+  return r.checkpoint;
+}

@@ -29,7 +29,7 @@ const ANALYSIS: Omit<TaskSpec, "script"> = {
   run: ["cargo"],
   write: ["out", "checkpoints", ".cache"],
   net: true,
-  pathFlags: ["out", "data-dir", "checkpoint"],
+  pathFlags: ["out", "data-dir", "checkpoint", "onnx"],
   writeFlags: ["out"],
 };
 
@@ -57,7 +57,7 @@ export const TASKS: Record<string, TaskSpec> = {
     ...ANALYSIS,
     script: "scripts/import.ts",
     net: false,
-    pathFlags: ["spec", "weights", "out", "data-dir"],
+    pathFlags: ["spec", "weights", "onnx", "out", "data-dir"],
   },
   // Writes checkpoints/ when it has to train its judging classifier.
   gan: {

@@ -7,6 +7,7 @@ import { MODEL_NAMES } from "../ffi/model.ts";
 import { choiceFlag, numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { NOISE_MAPS_DEFAULTS as D, runNoiseMaps } from "../lib/noise_maps.ts";
+import { checkpointFromOnnx } from "../lib/import.ts";
 import { defaultCheckpoint } from "../lib/training.ts";
 
 const list = (v: readonly number[]) => v.join(",");
@@ -14,6 +15,11 @@ const HELP = `usage: deno task noise-maps [options]
   --model NAME         ${MODEL_NAMES.join(", ")} (default smaller)
   --dataset NAME       mnist or fashion (default mnist)
   --checkpoint FILE    analyse this .safetensors (its .json sidecar names model and dataset)
+  --onnx FILE          analyse this ONNX classifier (imported into <out>/model/ first)
+  --input-mean M, --input-std S, --classes a,b,…
+                       the ONNX model's input normalisation and class names (default: the
+                       JSON beside the file, {"mean", "std", "classes"}, else the dataset's
+                       class names; a graph that normalises its own input needs none)
   --noise KIND         data, uniform or gaussian (default ${D.noise}): data is Gaussian with the
                        training set's mean and covariance, its contrast calibrated for the most
                        even bias histogram among ${list(D.contrasts)}
@@ -40,6 +46,10 @@ runMain(async () => {
     model: { type: "string" },
     dataset: { type: "string" },
     checkpoint: { type: "string" },
+    onnx: { type: "string" },
+    "input-mean": { type: "string" },
+    "input-std": { type: "string" },
+    classes: { type: "string" },
     noise: { type: "string" },
     contrast: { type: "string" },
     mean: { type: "string" },
@@ -108,10 +118,30 @@ runMain(async () => {
     device,
   };
   const epochs = whole("epochs", values.epochs, D.epochs);
-  // The checkpoint: given, found from an earlier run, or trained now.
+  if (values.onnx && values.checkpoint) {
+    throw new Error("noise-maps: give --checkpoint or --onnx, not both");
+  }
+  const onnxStem = values.onnx?.split("/").pop()?.replace(/\.onnx$/, "");
+  const outDir = values.out ??
+    `out/noise-maps/${dataset}-${onnxStem ? `onnx-${onnxStem}` : model}-${seed}`;
+  // The checkpoint: given, imported from ONNX, found from an earlier run, or trained now.
   const checkpoint = values.checkpoint ??
-    await defaultCheckpoint({ model, dataset, seed, dataDir: run.dataDir, device, epochs });
-  const outDir = values.out ?? `out/noise-maps/${dataset}-${model}-${seed}`;
+    (values.onnx
+      ? await checkpointFromOnnx(values.onnx, outDir, {
+        meta: {
+          mean: values["input-mean"] === undefined
+            ? undefined
+            : numberFlag("input-mean", values["input-mean"], 0),
+          std: values["input-std"] === undefined
+            ? undefined
+            : numberFlag("input-std", values["input-std"], 1, { min: 1e-12 }),
+          classes: values.classes?.split(","),
+        },
+        dataset,
+        dataDir: run.dataDir,
+        device,
+      })
+      : await defaultCheckpoint({ model, dataset, seed, dataDir: run.dataDir, device, epochs }));
   const summary = await runNoiseMaps({ checkpoint, outDir, ...run });
   console.log(
     `bias under uniform noise: ${summary.classCounts.join(" ")} (of ${summary.rawSamples})`,

@@ -40,11 +40,14 @@ export function stimulationLayer(layers: LayerInfo[]): LayerInfo | undefined {
 /**
  * Per class, the unit whose mean activation on that class's test images stands out most from
  * its mean on the other classes, in units of its std over all test images (also returned).
+ * A class with no image among the test images used has no unit (`undefined`).
  */
 async function selectiveUnits(
   ctx: RunContext,
   layer: LayerInfo,
-): Promise<{ units: { channel: number; selectivity: number }[]; std: Float32Array }> {
+): Promise<
+  { units: ({ channel: number; selectivity: number } | undefined)[]; std: Float32Array }
+> {
   const { model, classes: C, evalImages, evalLabels } = ctx;
   const all = await model.analyse(evalImages, {
     gamma: 1,
@@ -52,9 +55,13 @@ async function selectiveUnits(
     layers: [layer.name],
   });
   const channelStd = all.layers[layer.name].channelStd.data;
-  const means: Float32Array[] = [];
+  const means: (Float32Array | undefined)[] = [];
   for (let c = 0; c < C; c++) {
     const idx = [...evalLabels.keys()].filter((i) => evalLabels[i] === c);
+    if (idx.length === 0) {
+      means.push(undefined);
+      continue;
+    }
     const images = new Float32Array(idx.length * 784);
     idx.forEach((k, i) => images.set(evalImages.subarray(k * 784, (k + 1) * 784), i * 784));
     const r = await model.analyse(images, {
@@ -64,11 +71,13 @@ async function selectiveUnits(
     });
     means.push(r.layers[layer.name].channelMean.data);
   }
+  const present = means.filter((m) => m !== undefined).length;
   const units = means.map((own, c) => {
+    if (!own || present < 2) return undefined;
     let best = { channel: 0, selectivity: -Infinity };
     for (let k = 0; k < layer.channels; k++) {
       let others = 0;
-      for (let o = 0; o < C; o++) if (o !== c) others += means[o][k] / (C - 1);
+      for (const [o, m] of means.entries()) if (o !== c && m) others += m[k] / (present - 1);
       const s = (own[k] - others) / Math.max(channelStd[k], 1e-6);
       if (s > best.selectivity) best = { channel: k, selectivity: s };
     }
@@ -100,6 +109,7 @@ export async function microstimulationSection(
   const microstimulation: Microstimulation[] = [];
   const bar = new ProgressBar("microstimulation");
   for (const [target, unit] of units.entries()) {
+    if (!unit) continue;
     const sweep: StimulationPoint[] = [];
     let deltaHalf: number | null = null;
     for (const delta of deltas) {
@@ -195,5 +205,10 @@ export async function microstimulationSection(
       ]),
     },
   ];
-  return { microstimulation, section: { heading: "Microstimulation", items } };
+  const missing = units.flatMap((u, c) => u ? [] : [names[c]]);
+  const intro = missing.length
+    ? `Not stimulated: ${missing.join(", ")}, with no image among the ${evalLabels.length} ` +
+      "test images used (raise --eval-images)."
+    : undefined;
+  return { microstimulation, section: { heading: "Microstimulation", intro, items } };
 }
