@@ -212,6 +212,58 @@ def export_onnx(model, path, shape=(1, 1, 28, 28), **kwargs):
     )
 
 
+def keras_style(images):
+    """A graph as tf2onnx writes a Keras CNN: a channels-last input transposed to channels-first,
+    conv, ReLU, max pool, transposed back and flattened in (h, w, c) order before a MatMul + Add,
+    then Softmax. Built with onnx.helper; its logits (the graph without the Softmax) come from
+    onnx's own reference evaluator, a third implementation beside PyTorch and wna."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((8, 1, 5, 5)) * 0.3).astype(np.float32)
+    b = (rng.standard_normal(8) * 0.1).astype(np.float32)
+    dense = (rng.standard_normal((8 * 12 * 12, 10)) * 0.05).astype(np.float32)
+    dense_b = (rng.standard_normal(10) * 0.1).astype(np.float32)
+    inits = [
+        numpy_helper.from_array(w, "conv/kernel"),
+        numpy_helper.from_array(b, "conv/bias"),
+        numpy_helper.from_array(np.array([-1, 8 * 12 * 12], dtype=np.int64), "flat_shape"),
+        numpy_helper.from_array(dense, "dense/kernel"),
+        numpy_helper.from_array(dense_b, "dense/bias"),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["input"], ["nchw"], name="sequential/conv/Conv2D__6", perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "conv/kernel", "conv/bias"], ["conv"], name="sequential/conv/BiasAdd", kernel_shape=[5, 5], strides=[1, 1]),
+        helper.make_node("Relu", ["conv"], ["relu"], name="sequential/conv/Relu"),
+        helper.make_node("MaxPool", ["relu"], ["pool"], name="sequential/pool/MaxPool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Transpose", ["pool"], ["nhwc"], name="sequential/pool/MaxPool__12", perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", ["nhwc", "flat_shape"], ["flat"], name="sequential/flatten/Reshape"),
+        helper.make_node("MatMul", ["flat", "dense/kernel"], ["mm"], name="sequential/dense/MatMul"),
+        helper.make_node("Add", ["mm", "dense/bias"], ["logits"], name="sequential/dense/BiasAdd"),
+        helper.make_node("Softmax", ["logits"], ["probs"], name="sequential/dense/Softmax", axis=1),
+    ]
+
+    def model(with_softmax):
+        out = "probs" if with_softmax else "logits"
+        graph = helper.make_graph(
+            nodes if with_softmax else nodes[:-1],
+            "keras_style",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 28, 28, 1])],
+            [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", 10])],
+            inits,
+        )
+        m = helper.make_model(graph, producer_name="tf2onnx", opset_imports=[helper.make_opsetid("", 13)])
+        onnx.checker.check_model(m)
+        return m
+
+    onnx.save(model(True), f"{ONNX_OUT}/keras_style.onnx")
+    nhwc = images.reshape(-1, 28, 28, 1)
+    logits = ReferenceEvaluator(model(False)).run(None, {"input": nhwc})[0]
+    np.save(f"{ONNX_OUT}/keras_style.logits.npy", logits.astype(np.float32))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     os.makedirs(ONNX_OUT, exist_ok=True)
@@ -242,6 +294,7 @@ def main():
         if name == "tiny_resnet":
             export_onnx(Normalised(model).eval(), f"{ONNX_OUT}/{name}_raw.onnx", do_constant_folding=False)
         print(name, sum(v.numel() for v in model.state_dict().values()), "values")
+    keras_style(test_images())
     torch.manual_seed(2)
     export_onnx(Unsupported().eval(), f"{ONNX_OUT}/unsupported.onnx")
     export_onnx(Cifar().eval(), f"{ONNX_OUT}/cifar.onnx", shape=(1, 3, 32, 32))

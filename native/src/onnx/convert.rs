@@ -19,6 +19,20 @@ pub const SUPPORTED: &str = "Conv, BatchNormalization, Relu, LeakyRelu, Sigmoid,
      Squeeze, Gemm, MatMul (+ Add bias), Add (ResNet basic blocks), Dropout, Identity, Constant, \
      a final Softmax/LogSoftmax, and Sub/Div/Mul/Add by a scalar on the input";
 
+/// Where the graph's data layout stands. wna's maps are channels-first throughout; a
+/// channels-last graph (Keras through tf2onnx) is followed while its transposes cancel out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Layout {
+    ChannelsFirst,
+    /// A `[batch, 28, 28, 1]` input not yet transposed; with one channel its values are
+    /// already in wna's order.
+    ChannelsLastInput,
+    /// After a transpose of a `[c, h, w]` map to `[h, w, c]`.
+    ChannelsLast(usize, usize, usize),
+    /// That map flattened in `h, w, c` order: the next linear layer's inputs are permuted.
+    FlatChannelsLast(usize, usize, usize),
+}
+
 /// One weight tensor under its wna variable name.
 pub struct Weight {
     pub name: String,
@@ -79,6 +93,7 @@ struct Walker<'a> {
     /// The layer whose tap moves onto a batch norm or activation right after it, so that a
     /// conv's tap sees its rectified output, as in wna's own nets.
     movable_tap: Option<usize>,
+    layout: Layout,
     shift: f32,
     scale: f32,
     notes: Vec<String>,
@@ -198,7 +213,7 @@ impl<'a> Walker<'a> {
                 }
             }
         }
-        let shape = input_shape(&input.shape)?;
+        let (shape, layout) = input_shape(&input.shape)?;
         let mut w = Self {
             g,
             consts,
@@ -210,6 +225,7 @@ impl<'a> Walker<'a> {
             used_names: HashSet::new(),
             shape: IMAGE.to_vec(),
             movable_tap: None,
+            layout,
             shift: 0.0,
             scale: 1.0,
             notes: Vec::new(),
@@ -223,20 +239,17 @@ impl<'a> Walker<'a> {
     }
 }
 
-/// The per-image input shape: `[1, 28, 28]` or `[784]`, from `[batch, ...]`.
-fn input_shape(dims: &Option<Vec<Option<i64>>>) -> Result<Shape> {
+/// The per-image input shape, `[1, 28, 28]` or `[784]`, from `[batch, ...]`, and its layout.
+fn input_shape(dims: &Option<Vec<Option<i64>>>) -> Result<(Shape, Layout)> {
+    let first = Layout::ChannelsFirst;
     let Some(dims) = dims else {
-        return Ok(IMAGE.to_vec()); // unstated: checked when the first layer meets it
+        return Ok((IMAGE.to_vec(), first)); // unstated: checked when the first layer meets it
     };
     let per_image: Vec<Option<i64>> = dims.iter().skip(1).cloned().collect();
     match per_image[..] {
-        [Some(1), Some(28), Some(28)] => Ok(IMAGE.to_vec()),
-        [Some(784)] => Ok(vec![784]),
-        [Some(28), Some(28), Some(1)] => crate::bail!(
-            InvalidArgument,
-            "the input is channels-last (batch x 28 x 28 x 1); export the model with a \
-             channels-first input (batch x 1 x 28 x 28), e.g. tf2onnx's --inputs-as-nchw"
-        ),
+        [Some(1), Some(28), Some(28)] => Ok((IMAGE.to_vec(), first)),
+        [Some(784)] => Ok((vec![784], first)),
+        [Some(28), Some(28), Some(1)] => Ok((IMAGE.to_vec(), Layout::ChannelsLastInput)),
         _ => {
             let shown: Vec<String> = dims
                 .iter()
@@ -458,6 +471,11 @@ impl Walker<'_> {
                  layers and basic blocks",
             ));
         }
+        if n.op_type == "Transpose" {
+            self.transpose(&n)?;
+            return Ok(out);
+        }
+        self.check_layout(&n)?;
         match n.op_type.as_str() {
             "Identity" | "Dropout" => {}
             "Conv" => self.conv(&n)?,
@@ -516,6 +534,63 @@ impl Walker<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// A transpose between channels-first and channels-last, where wna can follow it.
+    fn transpose(&mut self, n: &NodeProto) -> Result<()> {
+        let perm = attr_ints(n, "perm").unwrap_or_default();
+        self.layout = match (self.layout, &perm[..], &self.shape[..]) {
+            // [batch, 28, 28, 1] to [batch, 1, 28, 28]: the same values for one channel.
+            (Layout::ChannelsLastInput, [0, 3, 1, 2], _) => Layout::ChannelsFirst,
+            (Layout::ChannelsFirst, [0, 2, 3, 1], &[c, h, w]) => Layout::ChannelsLast(c, h, w),
+            (Layout::ChannelsLast(..), [0, 3, 1, 2], _) => Layout::ChannelsFirst,
+            _ => {
+                return Err(refuse(
+                    n,
+                    format!(
+                        "perm {perm:?} on a {:?} map; wna follows a transpose only between \
+                         channels-first and channels-last",
+                        self.shape
+                    ),
+                ))
+            }
+        };
+        Ok(())
+    }
+
+    /// Refuses an op that would see a channels-last map, where wna's values are channels-first.
+    fn check_layout(&mut self, n: &NodeProto) -> Result<()> {
+        let op = n.op_type.as_str();
+        let passes = matches!(
+            op,
+            "Identity" | "Dropout" | "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Mish"
+        );
+        let flat = matches!(op, "Flatten" | "Reshape");
+        let ok = match self.layout {
+            Layout::ChannelsFirst => true,
+            // Scalar arithmetic and a flatten of a one-channel image do not see the layout.
+            Layout::ChannelsLastInput => {
+                passes || flat || matches!(op, "Sub" | "Div" | "Mul" | "Add")
+            }
+            Layout::ChannelsLast(..) => passes || flat,
+            Layout::FlatChannelsLast(..) => passes || matches!(op, "Gemm" | "MatMul"),
+        };
+        if !ok {
+            return Err(refuse(
+                n,
+                "meets a channels-last map; wna converts channels-last graphs only where a \
+                 transpose to channels-first follows the input and a flatten comes before a \
+                 linear layer (export with tf2onnx --inputs-as-nchw otherwise)",
+            ));
+        }
+        if flat {
+            self.layout = match self.layout {
+                Layout::ChannelsLast(c, h, w) => Layout::FlatChannelsLast(c, h, w),
+                Layout::ChannelsLastInput => Layout::ChannelsFirst,
+                other => other,
+            };
+        }
+        Ok(())
     }
 
     /// Takes the tap off the layer it may move from (a conv or linear, or its batch norm).
@@ -803,11 +878,27 @@ impl Walker<'_> {
     fn linear(
         &mut self,
         n: &NodeProto,
-        weight: Vec<f32>,
+        mut weight: Vec<f32>,
         out: usize,
         bias: Option<Vec<f32>>,
     ) -> Result<()> {
         let inputs = weight.len() / out.max(1);
+        let permuted = match self.layout {
+            Layout::FlatChannelsLast(c, h, w) if c * h * w == inputs => Some((c, h, w)),
+            _ => None,
+        };
+        if let Some((c, h, w)) = permuted {
+            // The graph's input j = (y*w + x)*c + ch is wna's ch*h*w + y*w + x.
+            let old = weight.clone();
+            for o in 0..out {
+                for ch in 0..c {
+                    for p in 0..h * w {
+                        weight[o * inputs + ch * h * w + p] = old[o * inputs + p * c + ch];
+                    }
+                }
+            }
+            self.layout = Layout::ChannelsFirst;
+        }
         if self.shape != [inputs] {
             return Err(refuse(
                 n,
