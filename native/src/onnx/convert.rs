@@ -77,22 +77,22 @@ pub fn convert(model: &ModelProto, name: &str) -> Result<Converted> {
     })
 }
 
-struct Walker<'a> {
-    g: &'a GraphProto,
+pub(super) struct Walker<'a> {
+    pub(super) g: &'a GraphProto,
     consts: HashMap<String, TensorProto>,
     /// Nodes (by index) that read each value as data, not as a constant.
     consumers: HashMap<String, Vec<usize>>,
     /// The graph's image input and its logits output.
     start: String,
     output: String,
-    layers: Vec<LayerSpec>,
+    pub(super) layers: Vec<LayerSpec>,
     weights: Vec<Weight>,
-    used_names: HashSet<String>,
+    pub(super) used_names: HashSet<String>,
     /// The per-image shape after the layers so far.
-    shape: Shape,
+    pub(super) shape: Shape,
     /// The layer whose tap moves onto a batch norm or activation right after it, so that a
     /// conv's tap sees its rectified output, as in wna's own nets.
-    movable_tap: Option<usize>,
+    pub(super) movable_tap: Option<usize>,
     layout: Layout,
     shift: f32,
     scale: f32,
@@ -120,13 +120,13 @@ fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(n, name).map(|a| a.ints.clone())
 }
 
-fn refuse(n: &NodeProto, why: impl std::fmt::Display) -> Error {
+pub(super) fn refuse(n: &NodeProto, why: impl std::fmt::Display) -> Error {
     Error::InvalidArgument(format!("{}: {why}", describe(n)))
 }
 
 /// A module path from an exporter's node name: "/layer1/layer1.0/conv1/Conv" gives
 /// "layer1.0.conv1" (PyTorch repeats each parent's path in the next scope).
-fn module_path(node_name: &str) -> Option<String> {
+pub(super) fn module_path(node_name: &str) -> Option<String> {
     let mut parts: Vec<&str> = node_name.split('/').filter(|p| !p.is_empty()).collect();
     parts.pop(); // the op itself
     let mut kept: Vec<&str> = Vec::new();
@@ -305,19 +305,19 @@ fn constant_value(n: &NodeProto) -> Result<TensorProto> {
 }
 
 /// A conv node's geometry and weights, checked for what wna's `Conv2d` runs.
-struct ConvNode {
-    out: usize,
-    cin: usize,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-    shape: Vec<usize>,
-    weight: Vec<f32>,
-    bias: Option<Vec<f32>>,
+pub(super) struct ConvNode {
+    pub(super) out: usize,
+    pub(super) cin: usize,
+    pub(super) kernel: usize,
+    pub(super) stride: usize,
+    pub(super) padding: usize,
+    pub(super) shape: Vec<usize>,
+    pub(super) weight: Vec<f32>,
+    pub(super) bias: Option<Vec<f32>>,
 }
 
 /// A batch norm's four tensors, `[weight, bias, running_mean, running_var]`.
-type BnParams = [Vec<f32>; 4];
+pub(super) type BnParams = [Vec<f32>; 4];
 
 fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0f32; values.len()];
@@ -336,11 +336,11 @@ fn window(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<u
 }
 
 impl Walker<'_> {
-    fn users(&self, value: &str) -> Vec<usize> {
+    pub(super) fn users(&self, value: &str) -> Vec<usize> {
         self.consumers.get(value).cloned().unwrap_or_default()
     }
 
-    fn data_inputs(&self, n: &NodeProto) -> Vec<String> {
+    pub(super) fn data_inputs(&self, n: &NodeProto) -> Vec<String> {
         n.inputs
             .iter()
             .filter(|i| !i.is_empty() && !self.consts.contains_key(*i))
@@ -372,7 +372,7 @@ impl Walker<'_> {
     }
 
     /// A unique layer name from the node's module path, else `<fallback><index>`.
-    fn layer_name(&mut self, n: &NodeProto, fallback: &str) -> String {
+    pub(super) fn layer_name(&mut self, n: &NodeProto, fallback: &str) -> String {
         let base =
             module_path(&n.name).unwrap_or_else(|| format!("{fallback}{}", self.layers.len()));
         let mut name = base.clone();
@@ -384,7 +384,7 @@ impl Walker<'_> {
         name
     }
 
-    fn add_weight(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>) {
+    pub(super) fn add_weight(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>) {
         self.weights.push(Weight {
             name,
             shape,
@@ -392,7 +392,7 @@ impl Walker<'_> {
         });
     }
 
-    fn add_bn(&mut self, prefix: &str, [weight, bias, mean, var]: BnParams) {
+    pub(super) fn add_bn(&mut self, prefix: &str, [weight, bias, mean, var]: BnParams) {
         let c = weight.len();
         for (part, values) in [
             ("weight", weight),
@@ -404,7 +404,7 @@ impl Walker<'_> {
         }
     }
 
-    fn map_shape(&self, n: &NodeProto) -> Result<(usize, usize, usize)> {
+    pub(super) fn map_shape(&self, n: &NodeProto) -> Result<(usize, usize, usize)> {
         match self.shape[..] {
             [c, h, w] => Ok((c, h, w)),
             _ => Err(refuse(
@@ -625,7 +625,7 @@ impl Walker<'_> {
         self.movable_tap = None;
     }
 
-    fn conv_node(&self, n: &NodeProto) -> Result<ConvNode> {
+    pub(super) fn conv_node(&self, n: &NodeProto) -> Result<ConvNode> {
         let w = self.constant(n, 1, "weight")?;
         let shape = w.shape();
         let [out, cin, kh, kw] = shape[..] else {
@@ -746,7 +746,12 @@ impl Walker<'_> {
 
     /// A batch norm's tensors for `channels`, its epsilon folded into the variance and a
     /// preceding layer's `bias` (when the layer's own bias is dropped) into the mean.
-    fn bn_params(&self, n: &NodeProto, channels: usize, bias: Option<&[f32]>) -> Result<BnParams> {
+    pub(super) fn bn_params(
+        &self,
+        n: &NodeProto,
+        channels: usize,
+        bias: Option<&[f32]>,
+    ) -> Result<BnParams> {
         if attr_i(n, "training_mode", 0) != 0 {
             return Err(refuse(
                 n,
@@ -782,7 +787,7 @@ impl Walker<'_> {
 
     /// A batch norm that is the identity plus `bias`: what a conv's bias becomes where wna's
     /// layer has a batch norm and the exported graph (BN folded into the conv) has none.
-    fn bias_as_bn(channels: usize, bias: Option<Vec<f32>>) -> BnParams {
+    pub(super) fn bias_as_bn(channels: usize, bias: Option<Vec<f32>>) -> BnParams {
         [
             vec![1.0; channels],
             bias.unwrap_or_else(|| vec![0.0; channels]),
@@ -1030,169 +1035,5 @@ impl Walker<'_> {
             _ => self.scale /= c,
         }
         Ok(())
-    }
-
-    /// The nodes from `start` up to the `Add` that joins two computed values, and that Add.
-    fn branch(&self, start: usize) -> Result<(Vec<usize>, usize)> {
-        let mut nodes = Vec::new();
-        let mut i = start;
-        loop {
-            let n = &self.g.nodes[i];
-            if n.op_type == "Add" && self.data_inputs(n).len() == 2 {
-                return Ok((nodes, i));
-            }
-            nodes.push(i);
-            if nodes.len() > 16 {
-                return Err(refuse(
-                    n,
-                    "a branch of more than 16 nodes; not a basic block",
-                ));
-            }
-            match self.users(&n.outputs[0])[..] {
-                [j] => i = j,
-                _ => {
-                    return Err(refuse(
-                        n,
-                        "branches again inside a residual branch; wna converts ResNet basic \
-                         blocks only",
-                    ))
-                }
-            }
-        }
-    }
-
-    /// Two branches from `input` that rejoin at an Add and a Relu: a ResNet basic block.
-    fn residual(&mut self, input: &str, a: usize, b: usize) -> Result<String> {
-        let (left, join) = self.branch(a)?;
-        let (right, join_b) = self.branch(b)?;
-        let add = self.g.nodes[join].clone();
-        if join != join_b {
-            return Err(refuse(
-                &add,
-                format!(
-                    "the two branches from \"{input}\" do not rejoin at one Add; wna converts \
-                     ResNet basic blocks only"
-                ),
-            ));
-        }
-        let relu = match self.users(&add.outputs[0])[..] {
-            [r] if self.g.nodes[r].op_type == "Relu" => self.g.nodes[r].clone(),
-            _ => {
-                return Err(refuse(
-                    &add,
-                    "a residual addition not followed by one Relu; wna converts ResNet basic \
-                     blocks (conv, BN, ReLU, conv, BN, add, ReLU)",
-                ))
-            }
-        };
-        let ops = |nodes: &[usize]| -> Vec<NodeProto> {
-            nodes
-                .iter()
-                .map(|&i| self.g.nodes[i].clone())
-                .filter(|n| n.op_type != "Identity" && n.op_type != "Dropout")
-                .collect()
-        };
-        let convs = |nodes: &[NodeProto]| nodes.iter().filter(|n| n.op_type == "Conv").count();
-        let (mut main, mut skip) = (ops(&left), ops(&right));
-        if convs(&main) < convs(&skip) {
-            std::mem::swap(&mut main, &mut skip);
-        }
-        let not_a_block = || {
-            refuse(
-                &add,
-                "its branches are not a ResNet basic block (conv 3x3, BN, ReLU, conv 3x3, BN; \
-                 plus the input or a 1x1 conv and BN)",
-            )
-        };
-        // The main branch: Conv, [BN], Relu, Conv, [BN].
-        let mut it = main.iter().peekable();
-        let conv_bn = |it: &mut std::iter::Peekable<std::slice::Iter<'_, NodeProto>>| {
-            let conv = it.next().filter(|n| n.op_type == "Conv").cloned();
-            let bn = it.next_if(|n| n.op_type == "BatchNormalization").cloned();
-            conv.map(|c| (c, bn))
-        };
-        let (conv1, bn1) = conv_bn(&mut it).ok_or_else(not_a_block)?;
-        if it.next().is_none_or(|n| n.op_type != "Relu") {
-            return Err(not_a_block());
-        }
-        let (conv2, bn2) = conv_bn(&mut it).ok_or_else(not_a_block)?;
-        if it.next().is_some() {
-            return Err(not_a_block());
-        }
-        let mut it = skip.iter().peekable();
-        let projection = conv_bn(&mut it);
-        if it.next().is_some() || (projection.is_none() && !skip.is_empty()) {
-            return Err(not_a_block());
-        }
-
-        let (cin, h, w) = self.map_shape(&conv1)?;
-        let c1 = self.conv_node(&conv1)?;
-        let c2 = self.conv_node(&conv2)?;
-        let (out, stride) = (c1.out, c1.stride);
-        let geometry = |c: &ConvNode, n: &NodeProto, k, s, p, inputs| {
-            if c.kernel != k || c.stride != s || c.padding != p || c.cin != inputs || c.out != out {
-                Err(refuse(
-                    n,
-                    format!(
-                        "a {0}x{0} conv with stride {1} and padding {2} from {3} to {4} channels; \
-                         a basic block needs {k}x{k}, stride {s}, padding {p}, {inputs} to {out}",
-                        c.kernel, c.stride, c.padding, c.cin, c.out
-                    ),
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        geometry(&c1, &conv1, 3, stride, 1, cin)?;
-        geometry(&c2, &conv2, 3, 1, 1, out)?;
-        let needs_projection = cin != out || stride != 1;
-        if needs_projection != projection.is_some() {
-            return Err(refuse(
-                &add,
-                if needs_projection {
-                    "the block changes width or stride but adds its input unprojected"
-                } else {
-                    "the block projects its input with a conv where width and stride are \
-                     unchanged; wna's basic block adds the input itself there"
-                },
-            ));
-        }
-        let name = {
-            let base = module_path(&add.name).unwrap_or_else(|| "block".into());
-            let mut name = base.clone();
-            let mut k = 2;
-            while !self.used_names.insert(name.clone()) {
-                name = format!("{base}_{k}");
-                k += 1;
-            }
-            name
-        };
-        let mut parts = vec![
-            ("conv1", "bn1", conv1, c1, bn1),
-            ("conv2", "bn2", conv2, c2, bn2),
-        ];
-        if let Some((conv, bn)) = projection {
-            let c = self.conv_node(&conv)?;
-            geometry(&c, &conv, 1, stride, 0, cin)?;
-            parts.push(("proj", "proj_bn", conv, c, bn));
-        }
-        for (conv_name, bn_name, _, c, bn) in parts {
-            let params = match &bn {
-                Some(bn) => self.bn_params(bn, out, c.bias.as_deref())?,
-                None => Self::bias_as_bn(out, c.bias),
-            };
-            self.add_weight(format!("{name}.{conv_name}.weight"), c.shape, c.weight);
-            self.add_bn(&format!("{name}.{bn_name}"), params);
-        }
-        let size = |s| (s + 2 - 3) / stride + 1;
-        self.layers.push(LayerSpec::Residual {
-            name: Some(name.clone()),
-            out,
-            stride,
-            tap: Some(name),
-        });
-        self.shape = vec![out, size(h), size(w)];
-        self.movable_tap = None;
-        Ok(relu.outputs[0].clone())
     }
 }

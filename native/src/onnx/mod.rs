@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod proto;
+mod residual;
 
 use crate::error::{Error, Result};
 pub use convert::{Converted, Weight};
