@@ -126,7 +126,7 @@ pub(super) fn refuse(n: &NodeProto, why: impl std::fmt::Display) -> Error {
 
 /// A module path from an exporter's node name: "/layer1/layer1.0/conv1/Conv" gives
 /// "layer1.0.conv1" (PyTorch repeats each parent's path in the next scope).
-pub(super) fn module_path(node_name: &str) -> Option<String> {
+fn module_path(node_name: &str) -> Option<String> {
     let mut parts: Vec<&str> = node_name.split('/').filter(|p| !p.is_empty()).collect();
     parts.pop(); // the op itself
     let mut kept: Vec<&str> = Vec::new();

@@ -1,7 +1,7 @@
 //! A ResNet basic block read from the graph: two branches from one value that rejoin at an Add
 //! and a Relu, matched to wna's `residual` layer, batch norms folded or not.
 
-use super::convert::{module_path, refuse, ConvNode, Walker};
+use super::convert::{refuse, ConvNode, Walker};
 use super::proto::NodeProto;
 use crate::error::Result;
 use crate::spec::LayerSpec;
@@ -132,16 +132,7 @@ impl Walker<'_> {
                 },
             ));
         }
-        let name = {
-            let base = module_path(&add.name).unwrap_or_else(|| "block".into());
-            let mut name = base.clone();
-            let mut k = 2;
-            while !self.used_names.insert(name.clone()) {
-                name = format!("{base}_{k}");
-                k += 1;
-            }
-            name
-        };
+        let name = self.layer_name(&add, "block");
         let mut parts = vec![
             ("conv1", "bn1", conv1, c1, bn1),
             ("conv2", "bn2", conv2, c2, bn2),
