@@ -79,6 +79,16 @@ export interface ImportResult {
   notes: string[];
 }
 
+/** A model file's name without its folder and its `.onnx` or `.safetensors` extension. */
+export function modelStem(file: string): string {
+  return file.split("/").pop()!.replace(/\.(onnx|safetensors)$/, "");
+}
+
+/** Creates the folder a checkpoint is written to. */
+async function makeParent(path: string): Promise<void> {
+  await Deno.mkdir(path.replace(/\/[^/]*$/, "") || ".", { recursive: true });
+}
+
 /** The JSON beside a model file: `net.safetensors` or `net.onnx` has `net.json`. */
 export function metaPath(file: string): string {
   return sidecarPath(file.replace(/\.onnx$/, ""));
@@ -135,10 +145,10 @@ export async function importPytorch(o: ImportOptions): Promise<ImportResult> {
  * @returns the checkpoint path, test accuracy, class names and what the conversion left out
  */
 export async function importOnnx(o: OnnxImportOptions): Promise<ImportResult> {
-  const stem = o.onnx.split("/").pop()!.replace(/\.onnx$/, "");
-  await Deno.mkdir(o.out.replace(/\/[^/]*$/, "") || ".", { recursive: true });
+  await makeParent(o.out); // the converted weights are written there first
+
   const converted = `${o.out}.converted`;
-  const c = convertOnnx(o.onnx, converted, stem);
+  const c = convertOnnx(o.onnx, converted, modelStem(o.onnx));
   try {
     const normalisesItself = c.shift !== 0 || c.scale !== 1;
     const meta = await importMeta(o.onnx, o.meta, normalisesItself ? { mean: 0, std: 1 } : {});
@@ -175,7 +185,7 @@ async function checkAndSave(
   const test = await loadDataset(dataset, "test", { dataDir: o.dataDir });
   const predicted = argmaxRows(await model.predict(test.images), width);
   const { accuracy } = perClassAccuracy(predicted, test.labels, width);
-  await Deno.mkdir(o.out.replace(/\/[^/]*$/, "") || ".", { recursive: true });
+  await makeParent(o.out);
   await saveCheckpoint(model, o.out, {
     model: spec.name,
     dataset,
@@ -202,8 +212,7 @@ export async function checkpointFromOnnx(
   outDir: string,
   o: Omit<OnnxImportOptions, "onnx" | "out"> = {},
 ): Promise<string> {
-  const stem = onnx.split("/").pop()!.replace(/\.onnx$/, "");
-  const r = await importOnnx({ ...o, onnx, out: `${outDir}/model/${stem}.safetensors` });
+  const r = await importOnnx({ ...o, onnx, out: `${outDir}/model/${modelStem(onnx)}.safetensors` });
   console.log(
     `imported ${onnx}: test accuracy ${(100 * r.accuracy).toFixed(2)}%` +
       r.notes.map((n) => `; ${n}`).join(""),

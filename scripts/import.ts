@@ -5,7 +5,7 @@
  */
 import { DATASET_NAMES } from "../data/datasets.ts";
 import { choiceFlag, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
-import { importOnnx, importPytorch } from "../lib/import.ts";
+import { importOnnx, importPytorch, modelStem } from "../lib/import.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 
 const HELP = `usage: deno task import --spec net.json --weights model.safetensors [options]
@@ -42,7 +42,6 @@ runMain(async () => {
     throw new Error(`import: give --spec and --weights, or --onnx\n${HELP}`);
   }
   const source = (values.onnx ?? values.weights)!;
-  const stem = source.split("/").pop()!.replace(/\.(safetensors|onnx)$/, "");
   const common = {
     meta: {
       mean: values.mean === undefined ? undefined : numberFlag("mean", values.mean, 0),
@@ -50,7 +49,7 @@ runMain(async () => {
       classes: values.classes?.split(","),
     },
     dataset: choiceFlag("dataset", values.dataset, DATASET_NAMES, "mnist"),
-    out: `${values.out ?? "checkpoints/imported"}/${stem}.safetensors`,
+    out: `${values.out ?? "checkpoints/imported"}/${modelStem(source)}.safetensors`,
     dataDir: values["data-dir"],
   };
   const { checkpoint, accuracy, notes } = values.onnx

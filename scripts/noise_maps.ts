@@ -7,7 +7,7 @@ import { MODEL_NAMES } from "../ffi/model.ts";
 import { choiceFlag, numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { NOISE_MAPS_DEFAULTS as D, runNoiseMaps } from "../lib/noise_maps.ts";
-import { checkpointFromOnnx } from "../lib/import.ts";
+import { checkpointFromOnnx, modelStem } from "../lib/import.ts";
 import { defaultCheckpoint } from "../lib/training.ts";
 
 const list = (v: readonly number[]) => v.join(",");
@@ -121,7 +121,7 @@ runMain(async () => {
   if (values.onnx && values.checkpoint) {
     throw new Error("noise-maps: give --checkpoint or --onnx, not both");
   }
-  const onnxStem = values.onnx?.split("/").pop()?.replace(/\.onnx$/, "");
+  const onnxStem = values.onnx && modelStem(values.onnx);
   const outDir = values.out ??
     `out/noise-maps/${dataset}-${onnxStem ? `onnx-${onnxStem}` : model}-${seed}`;
   // The checkpoint: given, imported from ONNX, found from an earlier run, or trained now.

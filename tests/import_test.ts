@@ -4,6 +4,7 @@ import { NativeError } from "../ffi/errors.ts";
 import { loadCheckpoint, readSidecar } from "../lib/checkpoint.ts";
 import { importPytorch } from "../lib/import.ts";
 import { readNpy } from "../lib/npy.ts";
+import { tally } from "../lib/noise_maps/context.ts";
 import { encodeSafetensors, readSafetensors } from "../lib/safetensors.ts";
 
 const FIXTURES = "tests/fixtures/pytorch";
@@ -103,8 +104,7 @@ Deno.test("import: class counts on 100,000 noise images match PyTorch's on the s
       noise: "uniform",
       batchSize: 1000,
     });
-    const counts = new Array(10).fill(0);
-    for (const p of predicted) counts[p]++;
+    const counts = tally(predicted, 10);
     // Exact agreement is expected; a borderline noise image or two may flip on float rounding.
     const off = counts.reduce((a, c, k) => a + Math.abs(c - want.counts[k]), 0);
     assert.ok(off <= 10, `${name}: wna ${counts} against PyTorch ${want.counts}`);

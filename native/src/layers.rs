@@ -110,6 +110,10 @@ impl Conv2d {
     }
 }
 
+/// Batch norm's epsilon (PyTorch's default); the ONNX importer folds a file's own into the
+/// running variance against it.
+pub const BN_EPS: f64 = 1e-5;
+
 /// Batch normalisation over dimension 1 (PyTorch's `BatchNorm1d`/`2d`): batch statistics while
 /// training (running statistics updated with momentum 0.1, unbiased variance), running ones in
 /// inference. `forward(x, train, relu)` fuses the ReLU that follows it in most of our nets.
@@ -134,7 +138,7 @@ impl BatchNorm {
             bias,
             running_mean: Var::from_tensor(&running_mean)?,
             running_var: Var::from_tensor(&running_var)?,
-            eps: 1e-5,
+            eps: BN_EPS,
             momentum: 0.1,
         })
     }

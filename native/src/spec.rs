@@ -230,7 +230,7 @@ impl LayerSpec {
 pub type Shape = Vec<usize>;
 
 /// Output size of a window of `kernel` sliding by `stride` over `size` padded by `padding`.
-fn window(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+pub(crate) fn window(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
     let padded = size + 2 * padding;
     (kernel >= 1 && stride >= 1 && padded >= kernel).then(|| (padded - kernel) / stride + 1)
 }

@@ -6,18 +6,19 @@
 
 use super::proto::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
 use crate::error::{Error, Result};
-use crate::spec::{LayerSpec, NetSpec, Shape, IMAGE};
+use crate::spec::{window, LayerSpec, NetSpec, Shape, IMAGE};
 use std::collections::{HashMap, HashSet};
 
-/// wna's batch-norm epsilon (`layers::BatchNorm`); ONNX files state their own, which is folded
-/// into the running variance.
-const WNA_BN_EPS: f32 = 1e-5;
+/// wna's batch-norm epsilon; ONNX files state their own, which is folded into the running
+/// variance.
+const WNA_BN_EPS: f32 = crate::layers::BN_EPS as f32;
 
 /// The ops the converter maps, for the error that meets any other.
 pub const SUPPORTED: &str = "Conv, BatchNormalization, Relu, LeakyRelu, Sigmoid, Tanh, Mish, \
      MaxPool (2x2, stride 2), AveragePool (k x k, stride k), GlobalAveragePool, Flatten, Reshape, \
      Squeeze, Gemm, MatMul (+ Add bias), Add (ResNet basic blocks), Dropout, Identity, Constant, \
-     a final Softmax/LogSoftmax, and Sub/Div/Mul/Add by a scalar on the input";
+     a final Softmax/LogSoftmax, Sub/Div/Mul/Add by a scalar on the input, and Transpose between \
+     channels-last and channels-first (tf2onnx's Keras layout)";
 
 /// Where the graph's data layout stands. wna's maps are channels-first throughout; a
 /// channels-last graph (Keras through tf2onnx) is followed while its transposes cancel out.
@@ -87,7 +88,7 @@ pub(super) struct Walker<'a> {
     output: String,
     pub(super) layers: Vec<LayerSpec>,
     weights: Vec<Weight>,
-    pub(super) used_names: HashSet<String>,
+    used_names: HashSet<String>,
     /// The per-image shape after the layers so far.
     pub(super) shape: Shape,
     /// The layer whose tap moves onto a batch norm or activation right after it, so that a
@@ -329,12 +330,6 @@ fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// Output size of a window; `None` when the window does not fit.
-fn window(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
-    let padded = size + 2 * padding;
-    (padded >= kernel && stride >= 1).then(|| (padded - kernel) / stride + 1)
-}
-
 impl Walker<'_> {
     pub(super) fn users(&self, value: &str) -> Vec<usize> {
         self.consumers.get(value).cloned().unwrap_or_default()
@@ -346,6 +341,13 @@ impl Walker<'_> {
             .filter(|i| !i.is_empty() && !self.consts.contains_key(*i))
             .cloned()
             .collect()
+    }
+
+    /// Whether the node's first input is a constant, where the data must come first.
+    fn constant_first(&self, n: &NodeProto) -> bool {
+        n.inputs
+            .first()
+            .is_some_and(|i| self.consts.contains_key(i))
     }
 
     fn constant(&self, n: &NodeProto, slot: usize, what: &str) -> Result<&TensorProto> {
@@ -932,11 +934,7 @@ impl Walker<'_> {
     }
 
     fn gemm(&mut self, n: &NodeProto) -> Result<()> {
-        if attr_i(n, "transA", 0) != 0
-            || n.inputs
-                .first()
-                .is_some_and(|i| self.consts.contains_key(i))
-        {
+        if attr_i(n, "transA", 0) != 0 || self.constant_first(n) {
             return Err(refuse(n, "the data must be its first input, untransposed"));
         }
         let b = self.constant(n, 1, "weight")?;
@@ -969,10 +967,7 @@ impl Walker<'_> {
 
     /// `x @ W`, with the `Add` of a constant bias right after it taken in.
     fn matmul(&mut self, n: &NodeProto) -> Result<String> {
-        if n.inputs
-            .first()
-            .is_some_and(|i| self.consts.contains_key(i))
-        {
+        if self.constant_first(n) {
             return Err(refuse(n, "the data must be its first input (x @ W)"));
         }
         let b = self.constant(n, 1, "weight")?;
@@ -1009,10 +1004,7 @@ impl Walker<'_> {
                  normalisation, before the first layer",
             ));
         }
-        if n.inputs
-            .first()
-            .is_some_and(|i| self.consts.contains_key(i))
-        {
+        if self.constant_first(n) {
             return Err(refuse(n, "the data must be its first input (x - c, x / c)"));
         }
         let c = self.constant(n, 1, "constant")?.to_f32()?;

@@ -4,7 +4,7 @@
 use super::convert::{refuse, ConvNode, Walker};
 use super::proto::NodeProto;
 use crate::error::Result;
-use crate::spec::LayerSpec;
+use crate::spec::{window, LayerSpec};
 
 impl Walker<'_> {
     /// The nodes from `start` up to the `Add` that joins two computed values, and that Add.
@@ -133,16 +133,13 @@ impl Walker<'_> {
             ));
         }
         let name = self.layer_name(&add, "block");
-        let mut parts = vec![
-            ("conv1", "bn1", conv1, c1, bn1),
-            ("conv2", "bn2", conv2, c2, bn2),
-        ];
+        let mut parts = vec![("conv1", "bn1", c1, bn1), ("conv2", "bn2", c2, bn2)];
         if let Some((conv, bn)) = projection {
             let c = self.conv_node(&conv)?;
             geometry(&c, &conv, 1, stride, 0, cin)?;
-            parts.push(("proj", "proj_bn", conv, c, bn));
+            parts.push(("proj", "proj_bn", c, bn));
         }
-        for (conv_name, bn_name, _, c, bn) in parts {
+        for (conv_name, bn_name, c, bn) in parts {
             let params = match &bn {
                 Some(bn) => self.bn_params(bn, out, c.bias.as_deref())?,
                 None => Self::bias_as_bn(out, c.bias),
@@ -150,14 +147,18 @@ impl Walker<'_> {
             self.add_weight(format!("{name}.{conv_name}.weight"), c.shape, c.weight);
             self.add_bn(&format!("{name}.{bn_name}"), params);
         }
-        let size = |s| (s + 2 - 3) / stride + 1;
+        let size = |s| {
+            window(s, 3, stride, 1)
+                .ok_or_else(|| refuse(&conv1, format!("a 3x3 kernel on a {h}x{w} map")))
+        };
+        let shape = vec![out, size(h)?, size(w)?];
         self.layers.push(LayerSpec::Residual {
             name: Some(name.clone()),
             out,
             stride,
             tap: Some(name),
         });
-        self.shape = vec![out, size(h), size(w)];
+        self.shape = shape;
         self.movable_tap = None;
         Ok(relu.outputs[0].clone())
     }
