@@ -11,12 +11,12 @@ import { zooClassifier } from "./classifier.ts";
 import { features, measureQuality, type Quality } from "./quality.ts";
 import { GAN_DEFAULTS } from "./specs.ts";
 
-/** The images whose index passes `keep`, copied into one array. */
-function pick(images: Float32Array, keep: (i: number) => boolean): Float32Array {
-  const n = images.length / 784;
+/** The rows (of `width` values) whose index passes `keep`, copied into one array. */
+function pickRows(values: Float32Array, width: number, keep: (i: number) => boolean): Float32Array {
+  const n = values.length / width;
   const idx = Array.from({ length: n }, (_, i) => i).filter(keep);
-  const out = new Float32Array(idx.length * 784);
-  idx.forEach((i, k) => out.set(images.subarray(i * 784, (i + 1) * 784), k * 784));
+  const out = new Float32Array(idx.length * width);
+  idx.forEach((i, k) => out.set(values.subarray(i * width, (i + 1) * width), k * width));
   return out;
 }
 
@@ -64,11 +64,11 @@ export async function prepareJudge(o: {
     const reference = await features(judge.model, realImages);
     const realQuality = await measureQuality(judge.model, realImages);
     // Even against odd images, not the first against the second half: MNIST's test set was
-    // assembled from two writer populations in order, and its halves differ.
+    // assembled from two writer populations in order, and its halves differ. Their features
+    // are rows of the reference's.
     const split = (parity: number) =>
-      features(judge.model, pick(realImages, (i) => i % 2 === parity));
-    const [even, odd] = [await split(0), await split(1)];
-    const frechetEvenOdd = await frechetDistance(even.data, odd.data, even.width);
+      pickRows(reference.data, reference.width, (i) => i % 2 === parity);
+    const frechetEvenOdd = await frechetDistance(split(0), split(1), reference.width);
     o.log(
       `judge: ${judge.path} (${((judge.accuracy ?? NaN) * 100).toFixed(2)}%); test set: ` +
         `Inception score ${realQuality.inceptionScore.toFixed(2)}, Frechet between its even and ` +
