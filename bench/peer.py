@@ -162,6 +162,56 @@ def train_epoch(job):
     return {"seconds": seconds, "imagesPerSecond": done / seconds}
 
 
+class LeNet5(nn.Module):
+    """The confidence study's LeNet-5 (wna's lib/confidence/lenet.ts)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(256, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.relu(self.fc1(x.flatten(1)))
+        return self.fc3(F.relu(self.fc2(x)))
+
+
+def lenet_epochs(job):
+    """The study's own loop, one model at a time: torch.manual_seed, a shuffling DataLoader over
+    the training tensors (pixels in [0, 1], no normalisation), SGD or Adam with L2 weight decay,
+    for each run in `runs`; returns the seconds of each."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    images = np.load(job["images"]).astype(np.float32).reshape(-1, 1, 28, 28)
+    if images.max() > 1:
+        images /= 255.0
+    data = TensorDataset(
+        torch.from_numpy(images), torch.from_numpy(np.load(job["labels"]).astype(np.int64))
+    )
+    seconds = []
+    for run in job["runs"]:
+        torch.manual_seed(run["seed"])
+        model = LeNet5()
+        make = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[run["optimizer"]]
+        opt = make(model.parameters(), lr=run["lr"], weight_decay=run["weightDecay"])
+        loader = DataLoader(data, batch_size=run["batchSize"], shuffle=True)
+        start = time.perf_counter()
+        for _ in range(run["epochs"]):
+            for x, y in loader:
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        seconds.append(time.perf_counter() - start)
+    total = sum(seconds)
+    images_trained = sum(r["epochs"] for r in job["runs"]) * len(data)
+    return {"seconds": seconds, "imagesPerSecond": images_trained / total}
+
+
 def inference(job):
     model = build(job)
     x = torch.rand(job["batchSize"], 1, 28, 28, device=device(job))
@@ -319,6 +369,7 @@ if __name__ == "__main__":
     torch.backends.cudnn.benchmark = job.get("device") == "cuda"
     tasks = {"train": train_epoch, "inference": inference, "noise": noise, "fgsm": fgsm}
     others = {"tsne": tsne, "gan": gan, "integrated_gradients": integrated_gradients}
+    others["lenet_epochs"] = lenet_epochs
     result = {**tasks, **others}[job["task"]](job)
     result["torch"] = torch.__version__
     result["threads"] = torch.get_num_threads()

@@ -286,4 +286,34 @@ export const symbols = {
   },
   /** (err: *mut u8, err_cap: usize): panics on purpose, for the tests. */
   wna_debug_panic: { parameters: ["buffer", "usize"], result: "i32" },
+  /** (options: *const u8, options_len: usize, handle_out: *mut u64, err: *mut u8, err_cap: usize) */
+  wna_population_new: {
+    parameters: ["buffer", "usize", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  /** (handle: u64, pixels: *const f32, n: usize, labels: *const u8, n_labels: usize,
+   *  epoch: u64 (u64::MAX: evaluate), progress: *mut u64, metrics_out: *mut f64,
+   *  metrics_len: usize, err, err_cap) */
+  wna_population_run: {
+    parameters: [
+      "u64",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "u64",
+      "buffer",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  /** (handle: u64, index: u64, path: *const u8, path_len: usize, err: *mut u8, err_cap: usize) */
+  wna_population_save: {
+    parameters: ["u64", "u64", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -21,6 +21,7 @@ use crate::optim::Kind;
 use crate::options::{
     self, AnalyseOptions, ClassifyOptions, GanOptions, ModelOptions, OnnxOptions, TrainOptions,
 };
+use crate::population::{Population, PopulationOptions};
 use crate::progress::Progress;
 use crate::train;
 use crate::tsne::{self, TsneOptions};
@@ -32,6 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 enum Object {
     Model(Box<Model>),
     Arrays(Arrays),
+    Population(Population),
 }
 
 #[derive(Default)]
@@ -69,8 +71,9 @@ fn with_model<T>(handle: u64, f: impl FnOnce(&mut Model) -> Result<T>) -> Result
     let mut guard = obj.lock().unwrap_or_else(|e| e.into_inner());
     match &mut *guard {
         Object::Model(m) => f(m),
-        Object::Arrays(_) => Err(Error::BadHandle(format!(
-            "handle {handle} is an array set, not a model"
+        other => Err(Error::BadHandle(format!(
+            "handle {handle} is {}, not a model",
+            other.what()
         ))),
     }
 }
@@ -80,9 +83,32 @@ fn with_arrays<T>(handle: u64, f: impl FnOnce(&Arrays) -> Result<T>) -> Result<T
     let guard = obj.lock().unwrap_or_else(|e| e.into_inner());
     match &*guard {
         Object::Arrays(a) => f(a),
-        Object::Model(_) => Err(Error::BadHandle(format!(
-            "handle {handle} is a model, not an array set"
+        other => Err(Error::BadHandle(format!(
+            "handle {handle} is {}, not an array set",
+            other.what()
         ))),
+    }
+}
+
+fn with_population<T>(handle: u64, f: impl FnOnce(&mut Population) -> Result<T>) -> Result<T> {
+    let obj = lookup(handle)?;
+    let mut guard = obj.lock().unwrap_or_else(|e| e.into_inner());
+    match &mut *guard {
+        Object::Population(p) => f(p),
+        other => Err(Error::BadHandle(format!(
+            "handle {handle} is {}, not a population",
+            other.what()
+        ))),
+    }
+}
+
+impl Object {
+    fn what(&self) -> &'static str {
+        match self {
+            Object::Model(_) => "a model",
+            Object::Arrays(_) => "an array set",
+            Object::Population(_) => "a population",
+        }
     }
 }
 
@@ -904,6 +930,79 @@ pub unsafe extern "C" fn wna_onnx_import(
 }
 
 /// Deliberately panics: lets the tests prove a panic becomes an error, not a crash.
+#[no_mangle]
+pub unsafe extern "C" fn wna_population_new(
+    options: *const u8,
+    options_len: usize,
+    handle_out: *mut u64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let o: PopulationOptions =
+            options::parse(text(options, options_len, "options")?, "population")?;
+        *handle_out = insert(Object::Population(Population::new(o)?));
+        Ok(())
+    })
+}
+
+/// `epoch`: the 0-based epoch to train, or u64::MAX to evaluate. `metrics_out`: loss and
+/// accuracy per member, `2 * members` values.
+#[no_mangle]
+pub unsafe extern "C" fn wna_population_run(
+    handle: u64,
+    pixels: *const f32,
+    n_values: usize,
+    labels: *const u8,
+    n_labels: usize,
+    epoch: u64,
+    progress: *mut u64,
+    metrics_out: *mut f64,
+    metrics_len: usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let px = slice(pixels, n_values, "images")?;
+        let lb = slice(labels, n_labels, "labels")?;
+        let out = slice_mut(metrics_out, metrics_len, "metrics")?;
+        let progress = Progress::from_ptr(progress);
+        let metrics = with_population(handle, |p| {
+            if out.len() != 2 * p.len() {
+                return Err(Error::Shape {
+                    op: "population",
+                    expected: format!("a metrics buffer of {} values", 2 * p.len()),
+                    got: out.len().to_string(),
+                });
+            }
+            if epoch == u64::MAX {
+                p.evaluate(px, lb, progress)
+            } else {
+                p.train_epoch(px, lb, epoch, progress)
+            }
+        })?;
+        for (slot, m) in out.chunks_exact_mut(2).zip(metrics) {
+            slot.copy_from_slice(&[m.loss, m.accuracy]);
+        }
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wna_population_save(
+    handle: u64,
+    index: u64,
+    path: *const u8,
+    path_len: usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let path = text(path, path_len, "path")?;
+        with_population(handle, |p| p.save(index as usize, path))
+    })
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn wna_debug_panic(err: *mut u8, err_cap: usize) -> i32 {
     guarded(err, err_cap, || panic!("debug panic requested"))

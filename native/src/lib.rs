@@ -20,6 +20,7 @@ pub mod onnx;
 pub mod optim;
 pub mod options;
 pub mod philox;
+pub mod population;
 pub mod portable;
 pub mod progress;
 pub mod spec;

@@ -1,0 +1,195 @@
+/**
+ * A population of LeNet-5s trained side by side in native code (`native/src/population/`):
+ * members share a seed (their initial weights and shuffle) and a batch size, and each keeps its
+ * own optimiser, learning rate, weight decay and initialisation.
+ * @module
+ */
+import { type ProgressCallback, withProgress } from "./arrays.ts";
+import { NativeError, StatusCode, unwrap } from "./errors.ts";
+import { errorBuffer, native, optionsJson, utf8 } from "./native.ts";
+
+/** The study's optimisers, as PyTorch defines them (SGD without momentum; Adam with L2). */
+export type PopulationOptimizer = "sgd" | "adam";
+/** The study's initialisations (`default` is PyTorch's own `reset_parameters`). */
+export type PopulationInit = "xavier_uniform" | "normal" | "kaiming_uniform" | "default";
+
+/** One member's hyperparameters. */
+export interface PopulationMember {
+  optimizer: PopulationOptimizer;
+  lr: number;
+  weightDecay: number;
+  init: PopulationInit;
+}
+
+/** A population: the shared seed and batch size, and its members. */
+export interface PopulationOptions {
+  seed: number;
+  batchSize: number;
+  members: PopulationMember[];
+}
+
+/** One member's loss and accuracy (training means over an epoch, or on test images). */
+export interface MemberMetrics {
+  loss: number;
+  accuracy: number;
+}
+
+/** The epoch value that asks `wna_population_run` to evaluate instead of train. */
+const EVALUATE = 0xffff_ffff_ffff_ffffn;
+
+const registry = new FinalizationRegistry<bigint>((handle) => {
+  try {
+    native().wna_free(handle, null, 0n);
+  } catch { /* the process is going away */ }
+});
+
+/**
+ * LeNet-5s trained together. Free it with `using` or `close()`.
+ * @example
+ * ```ts
+ * import { Population } from "./population.ts";
+ * using pop = Population.create({
+ *   seed: 0,
+ *   batchSize: 2,
+ *   members: [{ optimizer: "sgd", lr: 0.01, weightDecay: 0, init: "default" }],
+ * });
+ * const [m] = await pop.trainEpoch(new Float32Array(2 * 784), new Uint8Array([3, 4]), 0);
+ * console.assert(Number.isFinite(m.loss));
+ * ```
+ */
+export class Population {
+  #handle: bigint | undefined;
+  /** Members, in the order given. */
+  readonly size: number;
+
+  private constructor(handle: bigint, size: number) {
+    this.#handle = handle;
+    this.size = size;
+    registry.register(this, handle, this);
+  }
+
+  /**
+   * Initialises every member from the shared seed and its own init.
+   * @param options seed, batch size, members
+   * @returns the population
+   */
+  static create(options: PopulationOptions): Population {
+    const json = optionsJson("population", options);
+    const out = new BigUint64Array(1);
+    const err = errorBuffer();
+    unwrap(
+      native().wna_population_new(json, BigInt(json.length), out, err, BigInt(err.length)),
+      err,
+    );
+    return new Population(out[0], options.members.length);
+  }
+
+  get #live(): bigint {
+    if (this.#handle === undefined) {
+      throw new NativeError(StatusCode.BadHandle, "population: used after close()");
+    }
+    return this.#handle;
+  }
+
+  async #run(
+    images: Float32Array,
+    labels: Uint8Array,
+    epoch: bigint,
+    onProgress?: ProgressCallback,
+  ): Promise<MemberMetrics[]> {
+    const out = new Float64Array(2 * this.size);
+    const err = errorBuffer();
+    const handle = this.#live;
+    await withProgress(async (counters) =>
+      unwrap(
+        await native().wna_population_run(
+          handle,
+          images,
+          BigInt(images.length),
+          labels,
+          BigInt(labels.length),
+          epoch,
+          counters,
+          out,
+          BigInt(out.length),
+          err,
+          BigInt(err.length),
+        ),
+        err,
+      ), onProgress);
+    return Array.from({ length: this.size }, (_, i) => ({
+      loss: out[2 * i],
+      accuracy: out[2 * i + 1],
+    }));
+  }
+
+  /**
+   * Trains every member for one epoch.
+   * @param images n x 784 pixels in [0, 1] (the study does not normalise)
+   * @param labels n labels in 0..9
+   * @param epoch 0-based: keys the shuffle
+   * @param onProgress called with images done
+   * @returns per member, the epoch's mean loss and training accuracy (NaN loss once diverged)
+   */
+  trainEpoch(
+    images: Float32Array,
+    labels: Uint8Array,
+    epoch: number,
+    onProgress?: ProgressCallback,
+  ): Promise<MemberMetrics[]> {
+    if (!Number.isInteger(epoch) || epoch < 0) {
+      throw new RangeError(`population: epoch must be an integer >= 0, got ${epoch}`);
+    }
+    return this.#run(images, labels, BigInt(epoch), onProgress);
+  }
+
+  /**
+   * Test loss and accuracy of every member.
+   * @param images n x 784 pixels in [0, 1]
+   * @param labels n labels
+   * @param onProgress called with images done
+   * @returns per member
+   */
+  evaluate(
+    images: Float32Array,
+    labels: Uint8Array,
+    onProgress?: ProgressCallback,
+  ): Promise<MemberMetrics[]> {
+    return this.#run(images, labels, EVALUATE, onProgress);
+  }
+
+  /**
+   * Writes one member's weights as a safetensors `state_dict` (atomically); `LENET5` loads it.
+   * @param index the member
+   * @param path the file
+   */
+  save(index: number, path: string): void {
+    const p = utf8(path);
+    const err = errorBuffer();
+    unwrap(
+      native().wna_population_save(
+        this.#live,
+        BigInt(index),
+        p,
+        BigInt(p.length),
+        err,
+        BigInt(err.length),
+      ),
+      err,
+    );
+  }
+
+  /** Frees the native population; idempotent. */
+  close(): void {
+    if (this.#handle === undefined) return;
+    const err = errorBuffer();
+    const h = this.#handle;
+    this.#handle = undefined;
+    registry.unregister(this);
+    unwrap(native().wna_free(h, err, BigInt(err.length)), err);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
