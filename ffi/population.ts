@@ -4,7 +4,7 @@
  * own optimiser, learning rate, weight decay and initialisation.
  * @module
  */
-import { type ProgressCallback, withProgress } from "./arrays.ts";
+import { type NdArray, type ProgressCallback, readArrays, withProgress } from "./arrays.ts";
 import { NativeError, StatusCode, unwrap } from "./errors.ts";
 import { errorBuffer, native, optionsJson, utf8 } from "./native.ts";
 
@@ -192,4 +192,96 @@ export class Population {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** Labelling settings of {@linkcode lenetPairs}; the native side holds the defaults. */
+export interface PairOptions {
+  /** First right and first wrong test images per digit. @default 10 */
+  perDigit?: number;
+  /** Noisy copies per image. @default 1000 */
+  copies?: number;
+  /** The copies' Gaussian noise. @default 0.9 */
+  noiseStd?: number;
+  /** The one seed of the copies, shared by every pair. @default 0 */
+  noiseSeed?: number;
+  /** The trust score's neighbour rank. @default 10 */
+  trustK?: number;
+}
+
+/** One model's pairs: per selected test image, its labels, baselines and data flow. */
+export interface ModelPairs {
+  /** Index in the test set. */
+  imageId: Int32Array;
+  label: Int32Array;
+  prediction: Int32Array;
+  /** 1 where the clean prediction is right. */
+  correct: Float32Array;
+  /** Share of the noisy copies predicted as the clean image is. */
+  ratio: Float32Array;
+  maxSoftmax: Float32Array;
+  trust: Float32Array;
+  /** maxpool2 `[m, 256]`, fc1 `[m, 120]`, fc2 `[m, 84]`, fc3 `[m, 10]` (before activations). */
+  flow: { pool2: NdArray; fc1: NdArray; fc2: NdArray; fc3: NdArray };
+  /** The model's accuracy on the whole test set. */
+  testAccuracy: number;
+}
+
+/** A pixel set with labels. */
+interface LabelledImages {
+  images: Float32Array;
+  labels: Uint8Array;
+}
+
+/**
+ * The confidence study's pairs of one saved LeNet-5 (`native/src/population/pairs.rs`).
+ * @param weights a member's checkpoint
+ * @param test the test set: images are picked from it in order
+ * @param reference labelled training images for the trust score
+ * @param options labelling settings
+ * @param onProgress called with images labelled
+ * @returns the pairs
+ */
+export async function lenetPairs(
+  weights: string,
+  test: LabelledImages,
+  reference: LabelledImages,
+  options: PairOptions = {},
+  onProgress?: ProgressCallback,
+): Promise<ModelPairs> {
+  const json = optionsJson("pairs", { weights, ...options });
+  const out = new BigUint64Array(1);
+  const err = errorBuffer();
+  await withProgress(async (counters) =>
+    unwrap(
+      await native().wna_lenet_pairs(
+        json,
+        BigInt(json.length),
+        test.images,
+        BigInt(test.images.length),
+        test.labels,
+        BigInt(test.labels.length),
+        reference.images,
+        BigInt(reference.images.length),
+        reference.labels,
+        BigInt(reference.labels.length),
+        counters,
+        out,
+        err,
+        BigInt(err.length),
+      ),
+      err,
+    ), onProgress);
+  const a = readArrays(out[0]);
+  const ints = (x: NdArray) => Int32Array.from(x.data);
+  return {
+    imageId: ints(a.imageId),
+    label: ints(a.label),
+    prediction: ints(a.prediction),
+    correct: a.correct.data,
+    ratio: a.ratio.data,
+    maxSoftmax: a.maxSoftmax.data,
+    trust: a.trust.data,
+    flow: { pool2: a.pool2, fc1: a.fc1, fc2: a.fc2, fc3: a.fc3 },
+    testAccuracy: a.testAccuracy.data[0],
+  };
 }

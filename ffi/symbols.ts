@@ -316,4 +316,28 @@ export const symbols = {
     parameters: ["u64", "u64", "buffer", "usize", "buffer", "usize"],
     result: "i32",
   },
+  /** (options: *const u8, options_len: usize, test: *const f32, test_len: usize,
+   *  test_labels: *const u8, test_count: usize, reference: *const f32, reference_len: usize,
+   *  reference_labels: *const u8, reference_count: usize, progress: *mut u64,
+   *  handle_out: *mut u64, err, err_cap) */
+  wna_lenet_pairs: {
+    parameters: [
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "buffer",
+      "buffer",
+      "usize",
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -21,6 +21,7 @@ use crate::optim::Kind;
 use crate::options::{
     self, AnalyseOptions, ClassifyOptions, GanOptions, ModelOptions, OnnxOptions, TrainOptions,
 };
+use crate::population::pairs::{self, PairOptions};
 use crate::population::{Population, PopulationOptions};
 use crate::progress::Progress;
 use crate::train;
@@ -1000,6 +1001,40 @@ pub unsafe extern "C" fn wna_population_save(
     guarded(err, err_cap, || {
         let path = text(path, path_len, "path")?;
         with_population(handle, |p| p.save(index as usize, path))
+    })
+}
+
+/// The confidence study's pairs of one LeNet-5 checkpoint (`population::pairs`), as an array set.
+#[no_mangle]
+pub unsafe extern "C" fn wna_lenet_pairs(
+    options: *const u8,
+    options_len: usize,
+    test_pixels: *const f32,
+    test_values: usize,
+    test_labels: *const u8,
+    test_count: usize,
+    reference_pixels: *const f32,
+    reference_values: usize,
+    reference_labels: *const u8,
+    reference_count: usize,
+    progress: *mut u64,
+    handle_out: *mut u64,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let o: PairOptions = options::parse(text(options, options_len, "options")?, "pairs")?;
+        let test = (
+            slice(test_pixels, test_values, "test images")?,
+            slice(test_labels, test_count, "test labels")?,
+        );
+        let reference = (
+            slice(reference_pixels, reference_values, "reference images")?,
+            slice(reference_labels, reference_count, "reference labels")?,
+        );
+        let arrays = pairs::pairs(&o, test, reference, Progress::from_ptr(progress))?;
+        *handle_out = insert(Object::Arrays(arrays));
+        Ok(())
     })
 }
 
