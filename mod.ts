@@ -83,3 +83,14 @@ export {
   runFgsm,
 } from "./lib/fgsm.ts";
 export { decodeNpy, encodeNpy, encodeNpz, type NpyArray, readNpy } from "./lib/npy.ts";
+export {
+  lenetPairs,
+  type MemberMetrics,
+  type ModelPairs,
+  type PairOptions,
+  Population,
+  type PopulationMember,
+  type PopulationOptions,
+} from "./ffi/population.ts";
+export { type ConfidenceOptions, type ConfidenceSummary, runConfidence } from "./lib/confidence.ts";
+export { LENET5 } from "./lib/confidence/lenet.ts";

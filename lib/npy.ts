@@ -34,18 +34,67 @@ export function encodeNpy(data: Typed, shape: number[]): Uint8Array<ArrayBuffer>
       `npy: shape ${JSON.stringify(shape)} needs ${size} values, got ${data.length}`,
     );
   }
+  const head = npyHeader(descr(data), shape);
+  const out = new Uint8Array(head.length + data.byteLength);
+  out.set(head, 0);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), head.length);
+  return out;
+}
+
+/** The magic, version and header of a `.npy` file; the data follows it. */
+function npyHeader(dtype: string, shape: number[]): Uint8Array {
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
-  let header = `{'descr': '${descr(data)}', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  let header = `{'descr': '${dtype}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   // Pad so that the data starts on a 64-byte boundary, as NumPy does.
   const total = 10 + header.length + 1;
   header += " ".repeat((64 - (total % 64)) % 64) + "\n";
-  const head = new TextEncoder().encode(header);
-  const out = new Uint8Array(10 + head.length + data.byteLength);
+  const text = new TextEncoder().encode(header);
+  const out = new Uint8Array(10 + text.length);
   out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0], 0); // \x93NUMPY v1.0
-  new DataView(out.buffer).setUint16(8, head.length, true);
-  out.set(head, 10);
-  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + head.length);
+  new DataView(out.buffer).setUint16(8, text.length, true);
+  out.set(text, 10);
   return out;
+}
+
+/**
+ * Writes a `.npy` of `rows` rows from parts that arrive one at a time (each a block of whole
+ * rows), so the whole array is never in memory; atomic, like every write here.
+ * @param path the file
+ * @param shape `[rows, ...]`: the total shape
+ * @param parts the values in order, all of one typed-array kind
+ */
+export async function writeNpyParts(
+  path: string,
+  shape: number[],
+  parts: AsyncIterable<Typed>,
+): Promise<void> {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  const size = shape.reduce((a, b) => a * b, 1);
+  let written = 0;
+  {
+    using file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    let headed = false;
+    for await (const part of parts) {
+      if (!headed) {
+        await writeAll(file, npyHeader(descr(part), shape));
+        headed = true;
+      }
+      await writeAll(file, new Uint8Array(part.buffer, part.byteOffset, part.byteLength));
+      written += part.length;
+    }
+    if (!headed) await writeAll(file, npyHeader("<f4", shape));
+  }
+  if (written !== size) {
+    await Deno.remove(tmp);
+    throw new RangeError(
+      `npy: ${path}: shape ${JSON.stringify(shape)} needs ${size} values, got ${written}`,
+    );
+  }
+  await Deno.rename(tmp, path);
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
 }
 
 /**

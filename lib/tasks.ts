@@ -50,6 +50,12 @@ export const TASKS: Record<string, TaskSpec> = {
   fgsm: { ...ANALYSIS, script: "scripts/fgsm.ts" },
   zoo: { ...STUDY, script: "scripts/zoo.ts" },
   augment: { ...STUDY, script: "scripts/augment.ts" },
+  // Runs the PyTorch peer, when `deno task bench` has installed it, to time the population.
+  confidence: {
+    ...STUDY,
+    script: "scripts/confidence.ts",
+    run: ["cargo", "bench/.venv/bin/python"],
+  },
   backdoor: { ...STUDY, script: "scripts/backdoor.ts" },
   visualise: { ...ANALYSIS, script: "scripts/visualise.ts" },
   tsne: { ...STUDY, script: "scripts/tsne.ts", pathFlags: ["input", "labels", "out", "data-dir"] },

@@ -1,0 +1,66 @@
+/**
+ * `deno task confidence`: the confidence study. Trains a population of LeNet-5s over the
+ * study's hyperparameter grid (natively, many at once), keeps those with test accuracy >= 60%,
+ * and labels model-image pairs with their confidence ratio, correctness, data flow and
+ * baselines. Resumes: finished populations and labelled models are kept.
+ * @module
+ */
+import { numberFlag, parseFlags, runMain } from "../lib/cli.ts";
+import { permissionsHelp } from "../lib/tasks.ts";
+import {
+  DEFAULT_COPIES,
+  DEFAULT_LABELLED,
+  DEFAULT_TRAJECTORIES,
+  runConfidence,
+} from "../lib/confidence.ts";
+
+const HELP = `usage: deno task confidence [options]
+  --trajectories N  grid trajectories to sample, 4 runs each (default ${DEFAULT_TRAJECTORIES}: about an hour)
+  --full            the whole grid: 8,192 runs (for a GPU or a long run)
+  --label N         kept models whose pairs are labelled (default ${DEFAULT_LABELLED})
+  --copies N        noisy copies per image (default ${DEFAULT_COPIES})
+  --quick           8 models on 2,000 images, 20 copies (for tests)
+  --seed N          keys the grid sample, the labelled models and the noise (default 0)
+  --no-peer         skip timing PyTorch on a sample of the runs
+  --out DIR         (default out/confidence, or out/confidence-quick with --quick)
+  --data-dir DIR    folder with the IDX files
+Writes models/ (kept checkpoints with their sidecars, ledger.json), pairs/ (<field>.npy,
+models.json) and summary.json.`;
+
+runMain(async () => {
+  const { values } = parseFlags({
+    trajectories: { type: "string" },
+    full: { type: "boolean" },
+    label: { type: "string" },
+    copies: { type: "string" },
+    quick: { type: "boolean" },
+    seed: { type: "string" },
+    "no-peer": { type: "boolean" },
+    out: { type: "string" },
+    "data-dir": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) return console.log(`${HELP}\n${permissionsHelp("confidence")}`);
+  const quick = values.quick ?? false;
+  const int = (name: string, value: string | undefined) =>
+    value === undefined ? undefined : numberFlag(name, value, 0, { integer: true, min: 1 });
+  const summary = await runConfidence({
+    quick,
+    trajectories: int("trajectories", values.trajectories),
+    full: values.full,
+    label: int("label", values.label),
+    copies: int("copies", values.copies),
+    seed: numberFlag("seed", values.seed, 0, { integer: true, min: 0 }),
+    peer: !values["no-peer"],
+    outDir: values.out ?? (quick ? "out/confidence-quick" : "out/confidence"),
+    dataDir: values["data-dir"],
+  });
+  const { wna, pytorch, ratio } = summary.populationSpeed;
+  console.log(
+    `${summary.pairs} pairs from ${summary.models.labelled} models; ` +
+      `${wna.modelsPerHour.toFixed(0)} models/hour` +
+      (pytorch
+        ? ` (PyTorch one by one: ${pytorch.modelsPerHour.toFixed(0)}, ${ratio!.toFixed(2)}x)`
+        : ""),
+  );
+});
