@@ -1,6 +1,6 @@
 /**
- * The confidence study's run: the population, then the pairs, then `summary.json`. Each step
- * keeps what it finished, so a run resumes where it stopped.
+ * The confidence study's run: the population, the pairs, the meta-networks, then `summary.json`
+ * and the report. Each step keeps what it finished, so a run resumes where it stopped.
  * @module
  */
 import { loadDataset } from "../data/datasets.ts";
@@ -12,6 +12,7 @@ import { type PeerSpeed, peerSpeed } from "./confidence/peer_speed.ts";
 import { type BaselineResult, scoreBaselines } from "./confidence/baselines.ts";
 import { writeConfidenceReport } from "./confidence/report.ts";
 import { readNpy } from "./npy.ts";
+import { type MetaResult, runMetaNets } from "./confidence/metanets.ts";
 
 /** Trajectories (4 runs each) the default run trains: about an hour on a 2-core machine. */
 export const DEFAULT_TRAJECTORIES = 400;
@@ -19,6 +20,10 @@ export const DEFAULT_TRAJECTORIES = 400;
 export const DEFAULT_LABELLED = 400;
 /** Noisy copies per image (the study's). */
 export const DEFAULT_COPIES = 1000;
+/** Epochs of each meta-network. */
+export const DEFAULT_META_EPOCHS = 5;
+/** The meta-networks' seeds (the study's five). */
+export const META_SEEDS = [1, 2, 3, 4, 5];
 
 /** The test settings: one population of 2 trajectories (8 models), 2,000 images, 20 copies. */
 const QUICK_RUNS: Run[] = [
@@ -27,6 +32,8 @@ const QUICK_RUNS: Run[] = [
 ].flatMap((r) => [1, 2, 3, 4].map((epochs) => ({ ...r, epochs }) as Run));
 const QUICK_IMAGES = 2000;
 const QUICK_COPIES = 20;
+/** Quick meta-networks: one epoch, narrower tokens, so the tests take seconds. */
+const QUICK_META = { epochs: 1, width: 64, feedForward: 128 };
 
 /** What `runConfidence` does. */
 export interface ConfidenceOptions {
@@ -42,6 +49,8 @@ export interface ConfidenceOptions {
   copies?: number;
   /** @default 0 */
   seed?: number;
+  /** @default DEFAULT_META_EPOCHS, or 1 with quick */
+  metaEpochs?: number;
   /** Time PyTorch on a sample of the runs when its environment is installed. @default true */
   peer?: boolean;
   outDir: string;
@@ -58,13 +67,15 @@ export interface ConfidenceSummary {
     ratio: number | null;
   };
   settings: { runs: number; trainImages: number; testImages: number; copies: number; seed: number };
-  /** Max-softmax and trust-score baselines on every pair (the meta-networks come next). */
+  /** Max-softmax and trust-score baselines on every pair. */
   baselines: BaselineResult[];
+  /** Every meta-network fit (kind x task x split x seed), and the baselines on the same test rows. */
+  results: MetaResult[];
   runs: { id: string; testAccuracy: number; kept: boolean }[];
 }
 
 /**
- * Runs the study's steps 1 to 4 and writes `summary.json`.
+ * Runs the study's five steps and writes `summary.json`, the figures and `report.html`.
  * @param options settings
  * @returns the summary
  */
@@ -112,6 +123,16 @@ export async function runConfidence(options: ConfidenceOptions): Promise<Confide
   };
   const baselines = scoreBaselines(inputs);
 
+  // 5. The meta-networks.
+  const results = await runMetaNets(`${outDir}/pairs`, `${outDir}/metanets`, {
+    kinds: ["rnn", "lstm", "transformer"],
+    tasks: ["regression", "classification"],
+    seeds: META_SEEDS,
+    epochs: options.metaEpochs ?? (quick ? QUICK_META.epochs : DEFAULT_META_EPOCHS),
+    splitSeed: seed,
+    ...(quick ? { width: QUICK_META.width, feedForward: QUICK_META.feedForward } : {}),
+  });
+
   const summary: ConfidenceSummary = {
     models: { trained: population.trained, kept: population.kept, labelled: chosen.length },
     pairs: pairs.pairs,
@@ -122,9 +143,10 @@ export async function runConfidence(options: ConfidenceOptions): Promise<Confide
     },
     settings: { runs: runs.length, trainImages: train.count, testImages: test.count, copies, seed },
     baselines,
+    results,
     runs: population.runs.map((r) => ({ id: r.id, testAccuracy: r.testAccuracy, kept: r.kept })),
   };
   await writeJsonAtomic(`${outDir}/summary.json`, summary);
-  await writeConfidenceReport(outDir, summary, inputs, baselines);
+  await writeConfidenceReport(outDir, summary, inputs, baselines, await read("modelId"));
   return summary;
 }

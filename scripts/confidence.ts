@@ -1,8 +1,9 @@
 /**
  * `deno task confidence`: the confidence study. Trains a population of LeNet-5s over the
  * study's hyperparameter grid (natively, many at once), keeps those with test accuracy >= 60%,
- * and labels model-image pairs with their confidence ratio, correctness, data flow and
- * baselines. Resumes: finished populations and labelled models are kept.
+ * labels model-image pairs with their confidence ratio, correctness, data flow and baselines,
+ * and trains RNN, LSTM and Transformer meta-networks on them. Resumes: finished populations,
+ * labelled models and trained meta-networks are kept.
  * @module
  */
 import { numberFlag, parseFlags, runMain } from "../lib/cli.ts";
@@ -10,6 +11,7 @@ import { permissionsHelp } from "../lib/tasks.ts";
 import {
   DEFAULT_COPIES,
   DEFAULT_LABELLED,
+  DEFAULT_META_EPOCHS,
   DEFAULT_TRAJECTORIES,
   runConfidence,
 } from "../lib/confidence.ts";
@@ -19,13 +21,14 @@ const HELP = `usage: deno task confidence [options]
   --full            the whole grid: 8,192 runs (for a GPU or a long run)
   --label N         kept models whose pairs are labelled (default ${DEFAULT_LABELLED})
   --copies N        noisy copies per image (default ${DEFAULT_COPIES})
-  --quick           8 models on 2,000 images, 20 copies (for tests)
+  --meta-epochs N   epochs of each meta-network (default ${DEFAULT_META_EPOCHS})
+  --quick           8 models on 2,000 images, 20 copies, 1-epoch meta-networks (for tests)
   --seed N          keys the grid sample, the labelled models and the noise (default 0)
   --no-peer         skip timing PyTorch on a sample of the runs
   --out DIR         (default out/confidence, or out/confidence-quick with --quick)
   --data-dir DIR    folder with the IDX files
 Writes models/ (kept checkpoints with their sidecars, ledger.json), pairs/ (<field>.npy,
-models.json) and summary.json.`;
+models.json), metanets/ (each fit's test predictions), summary.json, the figures and report.html.`;
 
 runMain(async () => {
   const { values } = parseFlags({
@@ -33,6 +36,7 @@ runMain(async () => {
     full: { type: "boolean" },
     label: { type: "string" },
     copies: { type: "string" },
+    "meta-epochs": { type: "string" },
     quick: { type: "boolean" },
     seed: { type: "string" },
     "no-peer": { type: "boolean" },
@@ -50,6 +54,7 @@ runMain(async () => {
     full: values.full,
     label: int("label", values.label),
     copies: int("copies", values.copies),
+    metaEpochs: int("meta-epochs", values["meta-epochs"]),
     seed: numberFlag("seed", values.seed, 0, { integer: true, min: 0 }),
     peer: !values["no-peer"],
     outDir: values.out ?? (quick ? "out/confidence-quick" : "out/confidence"),

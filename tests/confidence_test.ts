@@ -6,6 +6,7 @@ import { runConfidence } from "../lib/confidence.ts";
 import { GRID, gridRuns, planPopulations, runId, sampleRuns } from "../lib/confidence/grid.ts";
 import { LENET5 } from "../lib/confidence/lenet.ts";
 import { PAIR_FIELDS } from "../lib/confidence/pairs.ts";
+import { splitRows } from "../lib/confidence/metanets.ts";
 import { readNpy } from "../lib/npy.ts";
 import {
   auroc,
@@ -153,7 +154,17 @@ Deno.test("confidence --quick: 8 models, pairs in every field, ratios in [0, 1],
   for (const name of ["population-accuracy", "ratio-histogram", "roc-errors"]) {
     assert.ok((await Deno.stat(`${outDir}/${name}.png`)).size > 1000, name);
   }
-  assert.ok(html.includes("Baselines") && (html.match(/<svg/g) ?? []).length >= 3);
+  assert.ok(html.includes("Meta-networks") && (html.match(/<svg/g) ?? []).length >= 4);
+  // Every meta-network fit: 3 kinds x 2 tasks x 2 splits x seeds 1-5, and the baselines.
+  const nets = summary.results.filter((r) => r.seed !== null);
+  assert.equal(nets.length, 60);
+  assert.equal(summary.results.length - nets.length, 8);
+  for (const r of summary.results) {
+    for (const k of ["accuracy", "auroc", "auprErrors"] as const) {
+      if (r[k] !== undefined) assert.ok(r[k]! >= 0 && r[k]! <= 1, JSON.stringify(r));
+    }
+    if (r.task === "regression") assert.ok(Number.isFinite(r.r2) && r.mae! >= 0, JSON.stringify(r));
+  }
   await Deno.remove(outDir, { recursive: true });
 });
 
@@ -171,4 +182,19 @@ Deno.test("scores: AUROC, average precision and r^2 against hand-worked cases", 
   assert.equal(r2([2, 2, 2], [1, 2, 3]), 0);
   assert.ok(Math.abs(linearR2([1, 2, 3, 4], [3, 5, 7, 9]) - 1) < 1e-12, "a line fits exactly");
   assert.equal(meanAbsoluteError([1, 2], [2, 4]), 1.5);
+});
+
+Deno.test("meta-network splits: disjoint rows; by model, no model on both sides", () => {
+  const modelId = Array.from({ length: 1000 }, (_, i) => Math.floor(i / 20)); // 50 models
+  for (const split of ["pair", "model"] as const) {
+    const { train, test } = splitRows(modelId, split, 0);
+    const trainSet = new Set(train);
+    assert.ok([...test].every((i) => !trainSet.has(i)));
+    assert.ok(Math.abs(train.length - 640) <= 20 && Math.abs(test.length - 200) <= 20, split);
+    const trainModels = new Set([...train].map((i) => modelId[i]));
+    const shared = [...test].filter((i) => trainModels.has(modelId[i])).length;
+    if (split === "model") assert.equal(shared, 0);
+    else assert.ok(shared > 150, "a pair split mixes models");
+  }
+  assert.deepEqual(splitRows(modelId, "model", 0), splitRows(modelId, "model", 0));
 });

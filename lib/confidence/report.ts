@@ -10,6 +10,8 @@ import type { BaselineInputs, BaselineResult } from "./baselines.ts";
 import { rocCurve } from "./baselines.ts";
 import type { ConfidenceSummary } from "../confidence.ts";
 import { KEEP_ACCURACY } from "./population.ts";
+import { type MetaResult, splitRows } from "./metanets.ts";
+import { readNpy } from "../npy.ts";
 
 function accuracyFigure(runs: { testAccuracy: number }[]): Figure {
   const rows = runs.map((r) => ({ accuracy: 100 * r.testAccuracy }));
@@ -75,26 +77,40 @@ function ratioFigure(p: BaselineInputs): Figure {
   };
 }
 
-function rocFigure(p: BaselineInputs): Figure {
-  const errors = p.correct.map((c) => 1 - c);
-  const curves = [
-    { name: "max softmax", score: p.maxSoftmax.map((s) => -s) },
-    { name: "trust score", score: p.trust.map((t) => -Math.log(t)) },
-  ].flatMap(({ name, score }) => rocCurve(score, errors).map((pt) => ({ ...pt, baseline: name })));
+/** Test predictions of one fit, with its test rows. */
+interface Fit {
+  name: string;
+  predictions: Float32Array;
+  rows: Uint32Array;
+}
+
+function rocFigure(p: BaselineInputs, fits: Fit[]): Figure {
+  const pick = (a: Float32Array, rows: Uint32Array) => Float32Array.from(rows, (i) => a[i]);
+  const rows = fits[0]?.rows ?? Uint32Array.from(p.correct.keys());
+  const errors = pick(p.correct, rows).map((c) => 1 - c);
+  const scored = [
+    { name: "max softmax", score: pick(p.maxSoftmax, rows).map((s) => -s) },
+    { name: "trust score", score: pick(p.trust, rows).map((t) => -Math.log(t)) },
+    ...fits.map((f) => ({ name: f.name.split(" ")[0], score: f.predictions.map((v) => -v) })),
+  ];
+  const names = scored.map((s) => s.name);
+  const curves = scored.flatMap(({ name, score }) =>
+    rocCurve(score, errors).map((pt) => ({ ...pt, baseline: name }))
+  );
   return {
     name: "roc-errors",
-    title: "Finding the classifier's errors: ROC curves of the baselines",
-    caption: "Each curve ranks the pairs by how low the score is and counts errors found (true " +
-      "positive rate) against right predictions flagged (false positive rate). The diagonal is " +
-      "chance. The meta-networks will be drawn here beside them.",
+    title: "Finding the classifier's errors: ROC curves",
+    caption: "Each curve ranks the test pairs (split by pair, seed 1 for the meta-networks) by " +
+      "how low the score is and counts errors found (true positive rate) against right " +
+      "predictions flagged (false positive rate). The diagonal is chance.",
     svg: plotSvg({
-      width: 420,
-      height: 400,
+      width: 560,
+      height: 460,
       x: { label: "false positive rate", domain: [0, 1] },
       y: { label: "true positive rate (errors found)", domain: [0, 1], grid: true },
       color: {
-        domain: ["max softmax", "trust score"],
-        range: ["#4c78a8", "#f58518"],
+        domain: names,
+        range: ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2"],
         legend: true,
       },
       marks: [
@@ -107,6 +123,102 @@ function rocFigure(p: BaselineInputs): Figure {
         Plot.line(curves, { x: "fpr", y: "tpr", stroke: "baseline", strokeWidth: 1.5 }),
       ],
     }),
+  };
+}
+
+function scatterFigure(p: BaselineInputs, best: Fit & { r2: number }): Figure {
+  const rows = Array.from(best.rows, (row, i) => ({
+    truth: p.ratio[row],
+    predicted: best.predictions[i],
+  }));
+  return {
+    name: "ratio-predicted",
+    title: `Predicted against true confidence ratio: ${best.name}`,
+    caption: `The best regressor (r^2 ${best.r2.toFixed(3)}) on its ${rows.length} test pairs; ` +
+      "the diagonal is a perfect prediction.",
+    svg: plotSvg({
+      width: 420,
+      height: 400,
+      x: { label: "true ratio", domain: [0, 1] },
+      y: { label: "predicted ratio", grid: true },
+      marks: [
+        Plot.dot(rows, { x: "truth", y: "predicted", r: 1.5, fill: "#4c78a8", fillOpacity: 0.35 }),
+        Plot.line([{ x: 0, y: 0 }, { x: 1, y: 1 }], { x: "x", y: "y", stroke: "#d62728" }),
+      ],
+    }),
+  };
+}
+
+/** Mean and standard deviation over seeds, one row per net, task and split. */
+function resultsTable(results: MetaResult[]) {
+  const groups = new Map<string, MetaResult[]>();
+  for (const r of results) {
+    const key = `${r.net}|${r.task}|${r.split}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const stat = (rs: MetaResult[], k: keyof MetaResult) => {
+    const v = rs.map((r) => r[k] as number | undefined).filter((x): x is number => x !== undefined);
+    if (v.length === 0) return "-";
+    const m = v.reduce((a, b) => a + b, 0) / v.length;
+    const sd = Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, v.length - 1));
+    return v.length > 1 ? `${m.toFixed(3)} ± ${sd.toFixed(3)}` : m.toFixed(3);
+  };
+  const rows = [...groups.entries()]
+    .sort(([a], [b]) => a < b ? -1 : 1)
+    .map(([key, rs]) => {
+      const [net, task, split] = key.split("|");
+      return [
+        net,
+        task,
+        split,
+        rs.length,
+        stat(rs, "r2"),
+        stat(rs, "mae"),
+        stat(rs, "accuracy"),
+        stat(rs, "auroc"),
+        stat(rs, "auprErrors"),
+      ];
+    });
+  return {
+    title: "Meta-networks and baselines on the test pairs",
+    caption:
+      "Mean ± standard deviation over the seeds (n). Split by pair: the study's random 64/16/20 " +
+      "split over pairs. Split by model: the test pairs come from models never seen in training. " +
+      "Baselines: a straight line fitted on the training pairs (regression), a threshold chosen " +
+      "on them (accuracy); AUROC and AUPR need no fit.",
+    header: ["net", "task", "split", "n", "r^2", "MAE", "accuracy", "AUROC", "AUPR errors"],
+    rows,
+  };
+}
+
+async function loadFits(
+  outDir: string,
+  results: MetaResult[],
+  modelId: Float32Array,
+  splitSeed: number,
+) {
+  const rows = {
+    pair: splitRows(modelId, "pair", splitSeed),
+    model: splitRows(modelId, "model", splitSeed),
+  };
+  const fit = async (r: MetaResult): Promise<Fit> => ({
+    name: `${r.net} (${r.split} split, seed ${r.seed})`,
+    predictions:
+      (await readNpy(`${outDir}/metanets/${r.net}-${r.task}-${r.split}-${r.seed}.npy`)).data,
+    rows: rows[r.split].test,
+  });
+  const nets = results.filter((r) => r.seed !== null);
+  const classifiers = nets.filter((r) =>
+    r.task === "classification" && r.split === "pair" && r.seed === 1
+  );
+  const regressors = nets.filter((r) => r.task === "regression");
+  const best = regressors.reduce<MetaResult | undefined>(
+    (b, r) => (!b || r.r2! > b.r2! ? r : b),
+    undefined,
+  );
+  return {
+    roc: await Promise.all(classifiers.map((r) => fit(r))),
+    best: best ? { ...(await fit(best)), r2: best.r2! } : undefined,
   };
 }
 
@@ -125,8 +237,11 @@ export async function writeConfidenceReport(
   summary: ConfidenceSummary,
   pairs: BaselineInputs,
   baselines: BaselineResult[],
+  modelId: Float32Array,
 ): Promise<void> {
-  const figures = [accuracyFigure(summary.runs), ratioFigure(pairs), rocFigure(pairs)];
+  const fits = await loadFits(outDir, summary.results, modelId, summary.settings.seed);
+  const figures = [accuracyFigure(summary.runs), ratioFigure(pairs), rocFigure(pairs, fits.roc)];
+  if (fits.best) figures.push(scatterFigure(pairs, fits.best));
   for (const f of figures) await writeFigure(outDir, f);
   const { wna, pytorch, ratio } = summary.populationSpeed;
   await writeReport(
@@ -164,12 +279,14 @@ export async function writeConfidenceReport(
         items: [figures[1]],
       },
       {
-        heading: "Baselines",
-        intro:
-          "Scored on every pair. The meta-networks (step 5 of the study) are not trained yet; " +
-          "these are the numbers they have to beat.",
+        heading: "Meta-networks",
+        intro: "RNN, LSTM and Transformer over the four data-flow tokens, seeds 1-5, both tasks, " +
+          "both splits, beside the classifier's own max-softmax probability and the trust score.",
+        items: [resultsTable(summary.results), figures[2], ...figures.slice(3)],
+      },
+      {
+        heading: "Baselines on every pair",
         items: [
-          figures[2],
           {
             title: "Baselines on every pair",
             caption: "Classification: AUROC of the score for right predictions, and average " +

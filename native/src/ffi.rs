@@ -15,6 +15,7 @@ use crate::feature_vis::{self, FeatureVisOptions};
 use crate::frechet;
 use crate::gan;
 use crate::grad;
+use crate::metanet::{self, MetaOptions};
 use crate::model::{self, Model, Stimulation};
 use crate::noise::{self, DataNoise};
 use crate::optim::Kind;
@@ -1035,6 +1036,43 @@ pub unsafe extern "C" fn wna_lenet_pairs(
         let arrays = pairs::pairs(&o, test, reference, Progress::from_ptr(progress))?;
         *handle_out = insert(Object::Arrays(arrays));
         Ok(())
+    })
+}
+
+/// Trains one meta-network (`metanet::fit`) and writes its predictions for the test rows.
+#[no_mangle]
+pub unsafe extern "C" fn wna_metanet_fit(
+    options: *const u8,
+    options_len: usize,
+    features: *const f32,
+    n_values: usize,
+    targets: *const f32,
+    n_targets: usize,
+    train: *const u32,
+    n_train: usize,
+    test: *const u32,
+    n_test: usize,
+    progress: *mut u64,
+    predictions_out: *mut f32,
+    predictions_len: usize,
+    err: *mut u8,
+    err_cap: usize,
+) -> i32 {
+    guarded(err, err_cap, || {
+        let o: MetaOptions = options::parse(text(options, options_len, "options")?, "metanet")?;
+        let predictions = metanet::fit(
+            &o,
+            slice(features, n_values, "features")?,
+            slice(targets, n_targets, "targets")?,
+            slice(train, n_train, "training rows")?,
+            slice(test, n_test, "test rows")?,
+            Progress::from_ptr(progress),
+        )?;
+        copy_out(
+            slice_mut(predictions_out, predictions_len, "predictions")?,
+            &predictions,
+            "predictions",
+        )
     })
 }
 

@@ -12,6 +12,7 @@ pub mod gan;
 pub mod grad;
 pub mod kernels;
 pub mod layers;
+pub mod metanet;
 pub mod model;
 pub mod models;
 pub mod noise;
