@@ -94,3 +94,11 @@ export {
 } from "./ffi/population.ts";
 export { type ConfidenceOptions, type ConfidenceSummary, runConfidence } from "./lib/confidence.ts";
 export { LENET5 } from "./lib/confidence/lenet.ts";
+export {
+  fitMetaNet,
+  META_FEATURES,
+  type MetaKind,
+  type MetaOptions,
+  type MetaTask,
+} from "./ffi/metanet.ts";
+export { type MetaResult, runMetaNets } from "./lib/confidence/metanets.ts";
