@@ -4,6 +4,7 @@
  * @module
  */
 import { loadDataset } from "../data/datasets.ts";
+import type { MetaKind, MetaTask } from "../ffi/metanet.ts";
 import { writeJsonAtomic } from "./files.ts";
 import { gridRuns, type Run, sampleRuns } from "./confidence/grid.ts";
 import { KEEP_ACCURACY, trainPopulations } from "./confidence/population.ts";
@@ -12,7 +13,7 @@ import { type PeerSpeed, peerSpeed } from "./confidence/peer_speed.ts";
 import { type BaselineResult, scoreBaselines } from "./confidence/baselines.ts";
 import { writeConfidenceReport } from "./confidence/report.ts";
 import { readNpy } from "./npy.ts";
-import { type MetaResult, runMetaNets } from "./confidence/metanets.ts";
+import { fitDir, type MetaResult, runMetaNets } from "./confidence/metanets.ts";
 
 /** Trajectories (4 runs each) the default run trains: about an hour on a 2-core machine. */
 export const DEFAULT_TRAJECTORIES = 400;
@@ -51,6 +52,8 @@ export interface ConfidenceOptions {
   seed?: number;
   /** @default DEFAULT_META_EPOCHS, or 1 with quick */
   metaEpochs?: number;
+  /** @default META_SEEDS */
+  metaSeeds?: number[];
   /** Time PyTorch on a sample of the runs when its environment is installed. @default true */
   peer?: boolean;
   outDir: string;
@@ -66,7 +69,15 @@ export interface ConfidenceSummary {
     pytorch: PeerSpeed | null;
     ratio: number | null;
   };
-  settings: { runs: number; trainImages: number; testImages: number; copies: number; seed: number };
+  settings: {
+    runs: number;
+    trainImages: number;
+    testImages: number;
+    copies: number;
+    seed: number;
+    metaEpochs: number;
+    metaSeeds: number[];
+  };
   /** Max-softmax and trust-score baselines on every pair. */
   baselines: BaselineResult[];
   /** Every meta-network fit (kind x task x split x seed), and the baselines on the same test rows. */
@@ -124,14 +135,17 @@ export async function runConfidence(options: ConfidenceOptions): Promise<Confide
   const baselines = scoreBaselines(inputs);
 
   // 5. The meta-networks.
-  const results = await runMetaNets(`${outDir}/pairs`, `${outDir}/metanets`, {
-    kinds: ["rnn", "lstm", "transformer"],
-    tasks: ["regression", "classification"],
-    seeds: META_SEEDS,
-    epochs: options.metaEpochs ?? (quick ? QUICK_META.epochs : DEFAULT_META_EPOCHS),
+  const metaEpochs = options.metaEpochs ?? (quick ? QUICK_META.epochs : DEFAULT_META_EPOCHS);
+  const metaSeeds = options.metaSeeds ?? META_SEEDS;
+  const study = {
+    kinds: ["rnn", "lstm", "transformer"] as MetaKind[],
+    tasks: ["regression", "classification"] as MetaTask[],
+    seeds: metaSeeds,
+    epochs: metaEpochs,
     splitSeed: seed,
     ...(quick ? { width: QUICK_META.width, feedForward: QUICK_META.feedForward } : {}),
-  });
+  };
+  const results = await runMetaNets(`${outDir}/pairs`, `${outDir}/metanets`, study);
 
   const summary: ConfidenceSummary = {
     models: { trained: population.trained, kept: population.kept, labelled: chosen.length },
@@ -141,12 +155,27 @@ export async function runConfidence(options: ConfidenceOptions): Promise<Confide
       pytorch: pytorch ?? null,
       ratio: pytorch ? wna.modelsPerHour / pytorch.modelsPerHour : null,
     },
-    settings: { runs: runs.length, trainImages: train.count, testImages: test.count, copies, seed },
+    settings: {
+      runs: runs.length,
+      trainImages: train.count,
+      testImages: test.count,
+      copies,
+      seed,
+      metaEpochs,
+      metaSeeds,
+    },
     baselines,
     results,
     runs: population.runs.map((r) => ({ id: r.id, testAccuracy: r.testAccuracy, kept: r.kept })),
   };
   await writeJsonAtomic(`${outDir}/summary.json`, summary);
-  await writeConfidenceReport(outDir, summary, inputs, baselines, await read("modelId"));
+  await writeConfidenceReport(
+    outDir,
+    fitDir(`${outDir}/metanets`, study),
+    summary,
+    inputs,
+    baselines,
+    await read("modelId"),
+  );
   return summary;
 }

@@ -6,13 +6,14 @@
  * labelled models and trained meta-networks are kept.
  * @module
  */
-import { numberFlag, parseFlags, runMain } from "../lib/cli.ts";
+import { numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import {
   DEFAULT_COPIES,
   DEFAULT_LABELLED,
   DEFAULT_META_EPOCHS,
   DEFAULT_TRAJECTORIES,
+  META_SEEDS,
   runConfidence,
 } from "../lib/confidence.ts";
 
@@ -22,6 +23,7 @@ const HELP = `usage: deno task confidence [options]
   --label N         kept models whose pairs are labelled (default ${DEFAULT_LABELLED})
   --copies N        noisy copies per image (default ${DEFAULT_COPIES})
   --meta-epochs N   epochs of each meta-network (default ${DEFAULT_META_EPOCHS})
+  --meta-seeds a,b  the meta-networks' seeds (default ${META_SEEDS.join(",")})
   --quick           8 models on 2,000 images, 20 copies, 1-epoch meta-networks (for tests)
   --seed N          keys the grid sample, the labelled models and the noise (default 0)
   --no-peer         skip timing PyTorch on a sample of the runs
@@ -37,6 +39,7 @@ runMain(async () => {
     label: { type: "string" },
     copies: { type: "string" },
     "meta-epochs": { type: "string" },
+    "meta-seeds": { type: "string" },
     quick: { type: "boolean" },
     seed: { type: "string" },
     "no-peer": { type: "boolean" },
@@ -55,6 +58,7 @@ runMain(async () => {
     label: int("label", values.label),
     copies: int("copies", values.copies),
     metaEpochs: int("meta-epochs", values["meta-epochs"]),
+    metaSeeds: numberList("meta-seeds", values["meta-seeds"], META_SEEDS),
     seed: numberFlag("seed", values.seed, 0, { integer: true, min: 0 }),
     peer: !values["no-peer"],
     outDir: values.out ?? (quick ? "out/confidence-quick" : "out/confidence"),

@@ -165,6 +165,18 @@ Deno.test("confidence --quick: 8 models, pairs in every field, ratios in [0, 1],
     }
     if (r.task === "regression") assert.ok(Number.isFinite(r.r2) && r.mae! >= 0, JSON.stringify(r));
   }
+  // Other meta-network settings train afresh instead of reusing the stored fits.
+  const other = await runConfidence({
+    quick: true,
+    outDir,
+    peer: false,
+    metaEpochs: 2,
+    metaSeeds: [1],
+  });
+  assert.equal(other.results.filter((r) => r.seed !== null).length, 12);
+  const dirs = [...Deno.readDirSync(`${outDir}/metanets`)].map((e) => e.name).sort();
+  assert.equal(dirs.length, 2, dirs.join(", "));
+  assert.deepEqual(other.settings.metaSeeds, [1]);
   await Deno.remove(outDir, { recursive: true });
 });
 

@@ -181,10 +181,23 @@ function baseline(
 }
 
 /**
+ * The folder of one setting's fits: a stored fit is reused only by a run with the same epochs,
+ * widths and split.
+ * @param outDir the meta-networks' folder
+ * @param o the study's settings
+ * @returns `<outDir>/e<epochs>-w<width>-f<feedForward>-s<splitSeed>`
+ */
+export function fitDir(outDir: string, o: MetaStudyOptions): string {
+  return `${outDir}/e${o.epochs}-w${o.width ?? "default"}-f${
+    o.feedForward ?? "default"
+  }-s${o.splitSeed}`;
+}
+
+/**
  * Trains every meta-network of the plan (skipping fits already stored) and scores them and the
  * baselines.
  * @param pairsDir where the pairs' `.npy` files are
- * @param outDir where fits are stored (`results.json`, test predictions as `.npy`)
+ * @param outDir where fits are stored (`fitDir`: `results.json`, test predictions as `.npy`)
  * @param o kinds, tasks, seeds, epochs and split seed
  * @returns every result, baselines included
  */
@@ -193,9 +206,10 @@ export async function runMetaNets(
   outDir: string,
   o: MetaStudyOptions,
 ): Promise<MetaResult[]> {
-  await Deno.mkdir(outDir, { recursive: true });
+  const dir = fitDir(outDir, o);
+  await Deno.mkdir(dir, { recursive: true });
   const d = await readPairs(pairsDir);
-  const path = `${outDir}/results.json`;
+  const path = `${dir}/results.json`;
   const stored: Record<string, MetaResult> = await Deno.readTextFile(path)
     .then(JSON.parse, () => ({}));
   const results: MetaResult[] = [];
@@ -227,7 +241,7 @@ export async function runMetaNets(
               rows.test,
               (k, n) => bar.update(done + k / n, total),
             );
-            await writeNpy(`${outDir}/${key}.npy`, { data: p, shape: [p.length] });
+            await writeNpy(`${dir}/${key}.npy`, { data: p, shape: [p.length] });
             stored[key] = task === "regression"
               ? { net: kind, task, split, seed, r2: r2(p, truth), mae: meanAbsoluteError(p, truth) }
               : { net: kind, task, split, seed, ...classificationScores(p, truth) };

@@ -192,7 +192,7 @@ function resultsTable(results: MetaResult[]) {
 }
 
 async function loadFits(
-  outDir: string,
+  metaDir: string,
   results: MetaResult[],
   modelId: Float32Array,
   splitSeed: number,
@@ -203,8 +203,7 @@ async function loadFits(
   };
   const fit = async (r: MetaResult): Promise<Fit> => ({
     name: `${r.net} (${r.split} split, seed ${r.seed})`,
-    predictions:
-      (await readNpy(`${outDir}/metanets/${r.net}-${r.task}-${r.split}-${r.seed}.npy`)).data,
+    predictions: (await readNpy(`${metaDir}/${r.net}-${r.task}-${r.split}-${r.seed}.npy`)).data,
     rows: rows[r.split].test,
   });
   const nets = results.filter((r) => r.seed !== null);
@@ -228,18 +227,20 @@ const fmt = (x: number | null | undefined, digits = 3) =>
 /**
  * Writes the figures (SVG and PNG) and `report.html` into `outDir`.
  * @param outDir the run folder
+ * @param metaDir the folder of the meta-networks' test predictions
  * @param summary the run's summary
  * @param pairs the pair fields the figures read
  * @param baselines the baselines' scores
  */
 export async function writeConfidenceReport(
   outDir: string,
+  metaDir: string,
   summary: ConfidenceSummary,
   pairs: BaselineInputs,
   baselines: BaselineResult[],
   modelId: Float32Array,
 ): Promise<void> {
-  const fits = await loadFits(outDir, summary.results, modelId, summary.settings.seed);
+  const fits = await loadFits(metaDir, summary.results, modelId, summary.settings.seed);
   const figures = [accuracyFigure(summary.runs), ratioFigure(pairs), rocFigure(pairs, fits.roc)];
   if (fits.best) figures.push(scatterFigure(pairs, fits.best));
   for (const f of figures) await writeFigure(outDir, f);
