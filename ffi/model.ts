@@ -4,7 +4,7 @@
  * @module
  */
 import { NativeError, StatusCode, unwrap } from "./errors.ts";
-import { errorBuffer, native, optionsJson, readText, utf8 } from "./native.ts";
+import { errorBuffer, handleRegistry, native, optionsJson, readText, utf8 } from "./native.ts";
 import { type NdArray, type ProgressCallback, readArrays, withProgress } from "./arrays.ts";
 
 export type { NdArray, ProgressCallback };
@@ -258,12 +258,6 @@ function checkImages(images: Float32Array, what = "images"): number {
   return images.length / 784;
 }
 
-const registry = new FinalizationRegistry<bigint>((handle) => {
-  try {
-    native().wna_free(handle, null, 0n);
-  } catch { /* the process is going away */ }
-});
-
 /**
  * A native network. Free it with `using` or `close()`.
  *
@@ -281,7 +275,7 @@ export class Model {
 
   private constructor(handle: bigint) {
     this.#handle = handle;
-    registry.register(this, handle, this);
+    handleRegistry.register(this, handle, this);
   }
 
   /**
@@ -321,7 +315,7 @@ export class Model {
     const err = errorBuffer();
     const h = this.#handle;
     this.#handle = undefined;
-    registry.unregister(this);
+    handleRegistry.unregister(this);
     unwrap(native().wna_free(h, err, BigInt(err.length)), err);
   }
 

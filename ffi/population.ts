@@ -6,7 +6,7 @@
  */
 import { type NdArray, type ProgressCallback, readArrays, withProgress } from "./arrays.ts";
 import { NativeError, StatusCode, unwrap } from "./errors.ts";
-import { errorBuffer, native, optionsJson, utf8 } from "./native.ts";
+import { errorBuffer, handleRegistry, native, optionsJson, utf8 } from "./native.ts";
 
 /** The study's optimisers, as PyTorch defines them (SGD without momentum; Adam with L2). */
 export type PopulationOptimizer = "sgd" | "adam";
@@ -37,12 +37,6 @@ export interface MemberMetrics {
 /** The epoch value that asks `wna_population_run` to evaluate instead of train. */
 const EVALUATE = 0xffff_ffff_ffff_ffffn;
 
-const registry = new FinalizationRegistry<bigint>((handle) => {
-  try {
-    native().wna_free(handle, null, 0n);
-  } catch { /* the process is going away */ }
-});
-
 /**
  * LeNet-5s trained together. Free it with `using` or `close()`.
  * @example
@@ -65,7 +59,7 @@ export class Population {
   private constructor(handle: bigint, size: number) {
     this.#handle = handle;
     this.size = size;
-    registry.register(this, handle, this);
+    handleRegistry.register(this, handle, this);
   }
 
   /**
@@ -185,7 +179,7 @@ export class Population {
     const err = errorBuffer();
     const h = this.#handle;
     this.#handle = undefined;
-    registry.unregister(this);
+    handleRegistry.unregister(this);
     unwrap(native().wna_free(h, err, BigInt(err.length)), err);
   }
 
