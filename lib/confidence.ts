@@ -12,8 +12,7 @@ import { chooseModels, labelPairs } from "./confidence/pairs.ts";
 import { type PeerSpeed, peerSpeed } from "./confidence/peer_speed.ts";
 import { type BaselineResult, scoreBaselines } from "./confidence/baselines.ts";
 import { writeConfidenceReport } from "./confidence/report.ts";
-import { readNpy } from "./npy.ts";
-import { fitDir, type MetaResult, runMetaNets } from "./confidence/metanets.ts";
+import { fitDir, type MetaResult, readPairs, runMetaNets } from "./confidence/metanets.ts";
 
 /** Trajectories (4 runs each) the default run trains: about an hour on a 2-core machine. */
 export const DEFAULT_TRAJECTORIES = 400;
@@ -125,14 +124,8 @@ export async function runConfidence(options: ConfidenceOptions): Promise<Confide
     noiseSeed: seed,
   });
 
-  const read = async (field: string) => (await readNpy(`${outDir}/pairs/${field}.npy`)).data;
-  const inputs = {
-    maxSoftmax: await read("maxSoftmax"),
-    trust: await read("trust"),
-    ratio: await read("ratio"),
-    correct: await read("correct"),
-  };
-  const baselines = scoreBaselines(inputs);
+  const stored = await readPairs(`${outDir}/pairs`);
+  const baselines = scoreBaselines(stored);
 
   // 5. The meta-networks.
   const metaEpochs = options.metaEpochs ?? (quick ? QUICK_META.epochs : DEFAULT_META_EPOCHS);
@@ -145,7 +138,7 @@ export async function runConfidence(options: ConfidenceOptions): Promise<Confide
     splitSeed: seed,
     ...(quick ? { width: QUICK_META.width, feedForward: QUICK_META.feedForward } : {}),
   };
-  const results = await runMetaNets(`${outDir}/pairs`, `${outDir}/metanets`, study);
+  const results = await runMetaNets(stored, `${outDir}/metanets`, study);
 
   const summary: ConfidenceSummary = {
     models: { trained: population.trained, kept: population.kept, labelled: chosen.length },
@@ -173,9 +166,8 @@ export async function runConfidence(options: ConfidenceOptions): Promise<Confide
     outDir,
     fitDir(`${outDir}/metanets`, study),
     summary,
-    inputs,
+    stored,
     baselines,
-    await read("modelId"),
   );
   return summary;
 }

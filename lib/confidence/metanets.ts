@@ -45,8 +45,8 @@ export interface MetaStudyOptions {
   feedForward?: number;
 }
 
-/** The pairs as the meta-networks read them. */
-interface PairData {
+/** The pairs as the meta-networks, the baselines and the report read them. */
+export interface PairData {
   features: Float32Array;
   ratio: Float32Array;
   correct: Float32Array;
@@ -55,7 +55,12 @@ interface PairData {
   modelId: Float32Array;
 }
 
-async function readPairs(pairsDir: string): Promise<PairData> {
+/**
+ * Reads the pairs' fields, the data flow side by side as one `[n, 470]` matrix.
+ * @param pairsDir where `labelPairs` wrote the `.npy` files
+ * @returns the fields
+ */
+export async function readPairs(pairsDir: string): Promise<PairData> {
   const read = async (f: string) => (await readNpy(`${pairsDir}/${f}.npy`)).data;
   const layers = await Promise.all(["pool2", "fc1", "fc2", "fc3"].map(read));
   const n = layers[3].length / 10;
@@ -196,19 +201,18 @@ export function fitDir(outDir: string, o: MetaStudyOptions): string {
 /**
  * Trains every meta-network of the plan (skipping fits already stored) and scores them and the
  * baselines.
- * @param pairsDir where the pairs' `.npy` files are
+ * @param d the pairs (`readPairs`)
  * @param outDir where fits are stored (`fitDir`: `results.json`, test predictions as `.npy`)
  * @param o kinds, tasks, seeds, epochs and split seed
  * @returns every result, baselines included
  */
 export async function runMetaNets(
-  pairsDir: string,
+  d: PairData,
   outDir: string,
   o: MetaStudyOptions,
 ): Promise<MetaResult[]> {
   const dir = fitDir(outDir, o);
   await Deno.mkdir(dir, { recursive: true });
-  const d = await readPairs(pairsDir);
   const path = `${dir}/results.json`;
   const stored: Record<string, MetaResult> = await Deno.readTextFile(path)
     .then(JSON.parse, () => ({}));

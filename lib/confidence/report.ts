@@ -10,7 +10,7 @@ import type { BaselineInputs, BaselineResult } from "./baselines.ts";
 import { rocCurve } from "./baselines.ts";
 import type { ConfidenceSummary } from "../confidence.ts";
 import { KEEP_ACCURACY } from "./population.ts";
-import { type MetaResult, splitRows } from "./metanets.ts";
+import { type MetaResult, type PairData, splitRows } from "./metanets.ts";
 import { readNpy } from "../npy.ts";
 
 function accuracyFigure(runs: { testAccuracy: number }[]): Figure {
@@ -229,18 +229,17 @@ const fmt = (x: number | null | undefined, digits = 3) =>
  * @param outDir the run folder
  * @param metaDir the folder of the meta-networks' test predictions
  * @param summary the run's summary
- * @param pairs the pair fields the figures read
+ * @param pairs the pair fields the figures read (`readPairs`)
  * @param baselines the baselines' scores
  */
 export async function writeConfidenceReport(
   outDir: string,
   metaDir: string,
   summary: ConfidenceSummary,
-  pairs: BaselineInputs,
+  pairs: PairData,
   baselines: BaselineResult[],
-  modelId: Float32Array,
 ): Promise<void> {
-  const fits = await loadFits(metaDir, summary.results, modelId, summary.settings.seed);
+  const fits = await loadFits(metaDir, summary.results, pairs.modelId, summary.settings.seed);
   const figures = [accuracyFigure(summary.runs), ratioFigure(pairs), rocFigure(pairs, fits.roc)];
   if (fits.best) figures.push(scatterFigure(pairs, fits.best));
   for (const f of figures) await writeFigure(outDir, f);
