@@ -11,7 +11,17 @@ export type { NdArray, ProgressCallback };
 import type { NetSpec } from "./spec.ts";
 
 /** Names of the built-in networks. */
-export const MODEL_NAMES = ["smaller", "larger", "mlp", "logreg", "n1", "n2", "n3"] as const;
+export const MODEL_NAMES = [
+  "smaller",
+  "larger",
+  "mlp",
+  "logreg",
+  "n1",
+  "n2",
+  "n3",
+  "rnn",
+  "lstm",
+] as const;
 /** A built-in network's name. */
 export type ModelName = typeof MODEL_NAMES[number];
 

@@ -55,6 +55,22 @@ export type LayerSpec =
     out: number;
     /** @default 1 */
     stride?: number;
+  }
+  /**
+   * Stacked recurrent layers (PyTorch's `nn.RNN` with tanh, or `nn.LSTM`): an image
+   * `[c, h, w]` is read row by row (h steps of c*w values), a `[steps, features]` input as it
+   * is. Gives the top layer's state after the last step, `[hidden]`. Parameters
+   * `<name>.weight_ih_l0`, `<name>.bias_hh_l1`, ... as PyTorch names them.
+   */
+  | Named & Tapped & {
+    kind: "rnn";
+    /** @default "tanh" */
+    cell?: "tanh" | "lstm";
+    hidden: number;
+    /** Stacked layers (PyTorch's `num_layers`). @default 1 */
+    layers?: number;
+    /** @default true */
+    bias?: boolean;
   };
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The independent reference: the same weights loaded into TensorFlow.js (CPU backend) must give
- * the native logits within 1e-4, for `smaller` and `larger` in inference mode, and the same
- * input gradients (relative to the largest one) that FGSM and the saliency maps use.
+ * the native logits within 1e-4, for `smaller`, `larger`, `rnn` and `lstm` in inference mode,
+ * and the same input gradients (relative to the largest one) that FGSM and the saliency maps use.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
@@ -81,11 +81,57 @@ function largerLogits(w: Weights, x: tf.Tensor4D, blocks: number[]): tf.Tensor2D
   return linear(w, "fc", tf.mean(h, [1, 2]) as tf.Tensor2D);
 }
 
-function referenceLogits(name: string, w: Weights, x: tf.Tensor4D, blocks: number[]) {
-  return name === "smaller" ? smallerLogits(w, x) : largerLogits(w, x, blocks);
+function matrix(w: Weights, name: string): tf.Tensor2D {
+  const t = get(w, name);
+  return tf.tensor2d(t.data, t.shape as [number, number]);
 }
 
-async function compare(name: "smaller" | "larger", blocks: number[]) {
+/**
+ * PyTorch's documented `nn.RNN` (tanh) and `nn.LSTM` recurrences over the image's 28 rows, two
+ * layers of `hidden`, then the `fc` read-out of the last state.
+ */
+function recurrentLogits(w: Weights, x: tf.Tensor4D, lstm: boolean): tf.Tensor2D {
+  const n = x.shape[0];
+  let steps = tf.unstack(x.reshape([n, 28, 28]), 1) as tf.Tensor2D[];
+  for (let k = 0; k < 2; k++) {
+    const wIh = matrix(w, `rnn.weight_ih_l${k}`);
+    const wHh = matrix(w, `rnn.weight_hh_l${k}`);
+    const bias = tf.add(vector(w, `rnn.bias_ih_l${k}`), vector(w, `rnn.bias_hh_l${k}`));
+    const hidden = wHh.shape[1];
+    let h = tf.zeros([n, hidden]) as tf.Tensor2D;
+    let c = tf.zeros([n, hidden]) as tf.Tensor2D;
+    const out: tf.Tensor2D[] = [];
+    for (const step of steps) {
+      const pre = tf.add(
+        tf.add(tf.matMul(step, wIh, false, true), tf.matMul(h, wHh, false, true)),
+        bias,
+      ) as tf.Tensor2D;
+      if (lstm) {
+        const [i, f, g, o] = tf.split(pre, 4, 1);
+        c = tf.add(tf.mul(tf.sigmoid(f), c), tf.mul(tf.sigmoid(i), tf.tanh(g)));
+        h = tf.mul(tf.sigmoid(o), tf.tanh(c));
+      } else {
+        h = tf.tanh(pre);
+      }
+      out.push(h);
+    }
+    steps = out;
+  }
+  return linear(w, "fc", steps[steps.length - 1]);
+}
+
+function referenceLogits(name: string, w: Weights, x: tf.Tensor4D, blocks: number[]) {
+  switch (name) {
+    case "smaller":
+      return smallerLogits(w, x);
+    case "larger":
+      return largerLogits(w, x, blocks);
+    default:
+      return recurrentLogits(w, x, name === "lstm");
+  }
+}
+
+async function compare(name: "smaller" | "larger" | "rnn" | "lstm", blocks: number[]) {
   const train = await loadDataset("mnist", "train", { limit: 512 });
   const test = await loadDataset("mnist", "test", { limit: 64 });
   using model = Model.create(name, {
@@ -104,10 +150,7 @@ async function compare(name: "smaller" | "larger", blocks: number[]) {
     const reference = tf.tidy(() => {
       const pixels = tf.tensor4d(test.images, [test.count, 28, 28, 1]);
       const x = tf.div(tf.sub(pixels, train.mean), train.std) as tf.Tensor4D;
-      const logits = name === "smaller"
-        ? smallerLogits(weights, x)
-        : largerLogits(weights, x, blocks);
-      return logits.dataSync() as Float32Array;
+      return referenceLogits(name, weights, x, blocks).dataSync() as Float32Array;
     });
     assert.equal(native.length, reference.length);
     let worst = 0;
@@ -164,4 +207,12 @@ Deno.test("reference: smaller's logits match TensorFlow.js within 1e-4, and so d
 
 Deno.test("reference: larger's logits match TensorFlow.js within 1e-4, and so do input gradients", async () => {
   await compare("larger", [2, 1, 3, 2]);
+});
+
+Deno.test("reference: rnn's logits match TensorFlow.js within 1e-4, and so do input gradients", async () => {
+  await compare("rnn", []);
+});
+
+Deno.test("reference: lstm's logits match TensorFlow.js within 1e-4, and so do input gradients", async () => {
+  await compare("lstm", []);
 });

@@ -24,6 +24,7 @@ pub mod philox;
 pub mod population;
 pub mod portable;
 pub mod progress;
+pub mod recurrent;
 pub mod spec;
 pub mod train;
 pub mod tsne;

@@ -9,6 +9,7 @@ use crate::layers::Linear;
 use crate::optim::{Kind, Optimizer};
 use crate::philox::{permutation, Philox};
 use crate::progress::Progress;
+use crate::recurrent::{Cell, Recurrent};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Init, VarBuilder, VarMap};
 use serde::Deserialize;
@@ -80,52 +81,6 @@ fn lr() -> f64 {
     1e-3
 }
 
-/// A recurrent layer's weights in PyTorch's layout: `[gates * hidden, in]`, gates i, f, g, o
-/// for an LSTM, one for a tanh RNN.
-struct Recurrent {
-    w_ih: Tensor,
-    w_hh: Tensor,
-    b_ih: Tensor,
-    b_hh: Tensor,
-}
-
-impl Recurrent {
-    fn new(
-        gates: usize,
-        input: usize,
-        hidden: usize,
-        layer: usize,
-        vb: &VarBuilder,
-    ) -> Result<Self> {
-        let bound = 1.0 / (hidden as f64).sqrt();
-        let init = Init::Uniform {
-            lo: -bound,
-            up: bound,
-        };
-        let get = |name: &str, shape: (usize, usize)| -> Result<Tensor> {
-            let name = format!("{name}_l{layer}");
-            Ok(if shape.1 == 1 {
-                vb.get_with_hints(shape.0, &name, init)?
-            } else {
-                vb.get_with_hints(shape, &name, init)?
-            })
-        };
-        Ok(Self {
-            w_ih: get("weight_ih", (gates * hidden, input))?,
-            w_hh: get("weight_hh", (gates * hidden, hidden))?,
-            b_ih: get("bias_ih", (gates * hidden, 1))?,
-            b_hh: get("bias_hh", (gates * hidden, 1))?,
-        })
-    }
-
-    /// `x W_ih^T + b_ih + h W_hh^T + b_hh`.
-    fn gates(&self, x: &Tensor, h: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.w_ih.t()?)?
-            .broadcast_add(&self.b_ih)?
-            .add(&h.matmul(&self.w_hh.t()?)?.broadcast_add(&self.b_hh)?)?)
-    }
-}
-
 /// A post-norm Transformer encoder layer, as PyTorch's `TransformerEncoderLayer` with ReLU and
 /// no dropout.
 struct Encoder {
@@ -194,8 +149,7 @@ impl Encoder {
 }
 
 enum Body {
-    Rnn(Vec<Recurrent>),
-    Lstm(Vec<Recurrent>),
+    Recurrent(Recurrent),
     Transformer(Vec<Encoder>),
 }
 
@@ -203,7 +157,6 @@ pub struct MetaNet {
     projections: Vec<Linear>,
     body: Body,
     decoder: (Linear, Linear),
-    width: usize,
 }
 
 impl MetaNet {
@@ -216,15 +169,12 @@ impl MetaNet {
             .collect::<Result<Vec<_>>>()?;
         let body = match o.kind {
             MetaKind::Rnn | MetaKind::Lstm => {
-                let gates = if o.kind == MetaKind::Lstm { 4 } else { 1 };
-                let layers = (0..o.layers)
-                    .map(|l| Recurrent::new(gates, d, d, l, &vb.pp("rnn")))
-                    .collect::<Result<Vec<_>>>()?;
-                if gates == 4 {
-                    Body::Lstm(layers)
+                let cell = if o.kind == MetaKind::Lstm {
+                    Cell::Lstm
                 } else {
-                    Body::Rnn(layers)
-                }
+                    Cell::Tanh
+                };
+                Body::Recurrent(Recurrent::new(cell, d, d, o.layers, true, vb.pp("rnn"))?)
             }
             MetaKind::Transformer => Body::Transformer(
                 (0..o.layers)
@@ -245,13 +195,11 @@ impl MetaNet {
                 Linear::new(d, d / 2, vb.pp("decoder.0"))?,
                 Linear::new(d / 2, outputs, vb.pp("decoder.2"))?,
             ),
-            width: d,
         })
     }
 
     /// `x`: `[batch, 470]` standardised data flow; returns `[batch, outputs]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let b = x.dim(0)?;
         let mut tokens = Vec::with_capacity(FLOW.len());
         let mut at = 0;
         for (p, &w) in self.projections.iter().zip(&FLOW) {
@@ -259,42 +207,7 @@ impl MetaNet {
             at += w;
         }
         let last = match &self.body {
-            Body::Rnn(layers) => {
-                let mut seq = tokens;
-                for layer in layers {
-                    let mut h = Tensor::zeros((b, self.width), DType::F32, x.device())?;
-                    let mut out = Vec::with_capacity(seq.len());
-                    for t in &seq {
-                        h = layer.gates(t, &h)?.tanh()?;
-                        out.push(h.clone());
-                    }
-                    seq = out;
-                }
-                seq.pop().expect("four tokens")
-            }
-            Body::Lstm(layers) => {
-                let mut seq = tokens;
-                let d = self.width;
-                for layer in layers {
-                    let mut h = Tensor::zeros((b, d), DType::F32, x.device())?;
-                    let mut c = h.clone();
-                    let mut out = Vec::with_capacity(seq.len());
-                    for t in &seq {
-                        let g = layer.gates(t, &h)?;
-                        let gate = |i: usize| g.narrow(1, i * d, d);
-                        let (i, f) = (
-                            candle_nn::ops::sigmoid(&gate(0)?)?,
-                            candle_nn::ops::sigmoid(&gate(1)?)?,
-                        );
-                        let (cand, o) = (gate(2)?.tanh()?, candle_nn::ops::sigmoid(&gate(3)?)?);
-                        c = ((f * c)? + (i * cand)?)?;
-                        h = (o * c.tanh()?)?;
-                        out.push(h.clone());
-                    }
-                    seq = out;
-                }
-                seq.pop().expect("four tokens")
-            }
+            Body::Recurrent(r) => r.forward_last(&Tensor::stack(&tokens, 1)?)?,
             Body::Transformer(layers) => {
                 let mut x = Tensor::stack(&tokens, 1)?;
                 for layer in layers {

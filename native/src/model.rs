@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::models::{self, LayerInfo, Net};
 use crate::optim::Optimizer;
 use crate::philox::Philox;
+use crate::recurrent;
 use crate::spec::NetSpec;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -81,7 +82,8 @@ impl Model {
         Ok(model)
     }
 
-    /// PyTorch's default initialisation (uniform in ±1/sqrt(fan_in) for weights and biases), drawn
+    /// PyTorch's default initialisation (uniform in ±1/sqrt(fan_in) for weights and biases, and
+    /// ±1/sqrt(hidden) for recurrent layers), drawn
     /// from Philox keyed by the seed and the variable's name so that it never depends on the
     /// order of a hash map or on the device.
     fn init(&self, seed: u64) -> Result<()> {
@@ -90,18 +92,24 @@ impl Model {
         names.sort();
         for name in names {
             let var = &vars[name];
-            let weight_name = match name.strip_suffix(".bias") {
-                Some(prefix) => format!("{prefix}.weight"),
-                None => name.clone(),
-            };
-            let Some(weight) = vars.get(&weight_name) else {
-                continue;
-            };
-            if weight.rank() < 2 {
-                continue; // batch-norm scale and shift keep their 1 and 0
-            }
-            let fan_in: usize = weight.dims()[1..].iter().product();
-            let bound = 1.0 / (fan_in as f32).sqrt();
+            let bound =
+                match recurrent::init_bound(name, |n| vars.get(n).map(|v| v.dims().to_vec())) {
+                    Some(bound) => bound,
+                    None => {
+                        let weight_name = match name.strip_suffix(".bias") {
+                            Some(prefix) => format!("{prefix}.weight"),
+                            None => name.clone(),
+                        };
+                        let Some(weight) = vars.get(&weight_name) else {
+                            continue;
+                        };
+                        if weight.rank() < 2 {
+                            continue; // batch-norm scale and shift keep their 1 and 0
+                        }
+                        let fan_in: usize = weight.dims()[1..].iter().product();
+                        1.0 / (fan_in as f32).sqrt()
+                    }
+                };
             let stream = name.bytes().fold(0x811c_9dc5u32, |h, b| {
                 (h ^ b as u32).wrapping_mul(0x0100_0193)
             });

@@ -2,6 +2,7 @@
 //! check that names the layer at fault before any weight is allocated.
 
 use crate::error::{Error, Result};
+pub use crate::recurrent::Cell;
 use serde::{Deserialize, Serialize};
 
 /// A whole network: a display name and its layers, applied in order to its input, a `[1, 28, 28]`
@@ -168,6 +169,24 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tap: Option<String>,
     },
+    /// Stacked recurrent layers (PyTorch's `nn.RNN` with tanh, or `nn.LSTM`) reading a sequence:
+    /// an image `[c, h, w]` row by row (h steps of c*w values, as the classic MNIST RNN does) or
+    /// a `[steps, features]` input. Gives the top layer's state after the last step, `[hidden]`.
+    /// Parameters `<name>.weight_ih_l0` etc., as PyTorch names them.
+    Rnn {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default)]
+        cell: Cell,
+        hidden: usize,
+        /// Stacked layers (PyTorch's `num_layers`).
+        #[serde(default = "one")]
+        layers: usize,
+        #[serde(default = "yes")]
+        bias: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tap: Option<String>,
+    },
 }
 
 impl LayerSpec {
@@ -189,6 +208,7 @@ impl LayerSpec {
             Self::Reshape { .. } => "reshape",
             Self::Upsample { .. } => "upsample",
             Self::Residual { .. } => "residual",
+            Self::Rnn { .. } => "rnn",
         }
     }
 
@@ -205,7 +225,8 @@ impl LayerSpec {
             | Self::Tanh { tap }
             | Self::LeakyRelu { tap, .. }
             | Self::Mish { tap }
-            | Self::Residual { tap, .. } => tap.as_deref(),
+            | Self::Residual { tap, .. }
+            | Self::Rnn { tap, .. } => tap.as_deref(),
             Self::Flatten | Self::Dropout { .. } | Self::Reshape { .. } | Self::Upsample { .. } => {
                 None
             }
@@ -218,16 +239,25 @@ impl LayerSpec {
             Self::Conv2d { name, .. }
             | Self::BatchNorm { name, .. }
             | Self::Linear { name, .. }
-            | Self::Residual { name, .. } => {
-                Some(name.clone().unwrap_or_else(|| index.to_string()))
-            }
+            | Self::Residual { name, .. }
+            | Self::Rnn { name, .. } => Some(name.clone().unwrap_or_else(|| index.to_string())),
             _ => None,
         }
     }
 }
 
-/// The per-image shape between layers: `[c, h, w]` or `[features]`.
+/// The per-image shape between layers: `[c, h, w]`, `[steps, features]` or `[features]`.
 pub type Shape = Vec<usize>;
+
+/// How a recurrent layer reads its input: `(steps, features per step)`. An image is read row by
+/// row, each step seeing every channel of one row.
+pub fn sequence(shape: &[usize]) -> Option<(usize, usize)> {
+    match *shape {
+        [c, h, w] => Some((h, c * w)),
+        [steps, features] => Some((steps, features)),
+        _ => None,
+    }
+}
 
 /// Output size of a window of `kernel` sliding by `stride` over `size` padded by `padding`.
 pub(crate) fn window(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
@@ -392,6 +422,20 @@ impl NetSpec {
                         )));
                     }
                     to.clone()
+                }
+                LayerSpec::Rnn { hidden, layers, .. } => {
+                    if sequence(&shape).is_none() {
+                        return Err(bad(format!(
+                            "needs a sequence: an image [c, h, w] (read row by row) or [steps, \
+                             features], got {shape:?}"
+                        )));
+                    }
+                    if *hidden == 0 || *layers == 0 {
+                        return Err(bad(format!(
+                            "hidden and layers must be >= 1, got hidden {hidden} layers {layers}"
+                        )));
+                    }
+                    vec![*hidden]
                 }
                 LayerSpec::Upsample { scale } => {
                     let (c, h, w) = image(&shape)?;

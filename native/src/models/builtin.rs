@@ -1,12 +1,15 @@
 //! The built-in networks, written as specs: `smaller`, `larger`, `mlp`, `logreg` and the FGSM
-//! case-study nets `n1`/`n2` (same architecture, Adam vs SGD) and `n3`. Parameter and tap names
+//! case-study nets `n1`/`n2` (same architecture, Adam vs SGD) and `n3`, and the recurrent `rnn`
+//! and `lstm`, which read an image row by row. Parameter and tap names
 //! are those of the hand-written modules they replace, so older checkpoints still load.
 
 use crate::error::{Error, Result};
 use crate::spec::NetSpec;
 use serde_json::{json, Value};
 
-pub const MODEL_NAMES: [&str; 7] = ["smaller", "larger", "mlp", "logreg", "n1", "n2", "n3"];
+pub const MODEL_NAMES: [&str; 9] = [
+    "smaller", "larger", "mlp", "logreg", "n1", "n2", "n3", "rnn", "lstm",
+];
 
 /// `larger`'s stage widths and first-block strides; `blocks` says how many blocks per stage.
 pub const LARGER_WIDTHS: [usize; 4] = [16, 32, 64, 128];
@@ -82,6 +85,13 @@ pub fn spec(name: &str, classes: usize, blocks: Option<[usize; 4]>) -> Result<Ne
             {"kind": "linear", "name": "fc2", "out": 512},
             {"kind": "relu", "tap": "fc2"},
             {"kind": "linear", "name": "fc3", "out": classes},
+        ]),
+        // The classic sequential MNIST classifiers: 28 rows of 28 pixels through two stacked
+        // recurrent layers of 128, the last state to a linear read-out.
+        "rnn" | "lstm" => json!([
+            {"kind": "rnn", "name": "rnn", "cell": if name == "rnn" { "tanh" } else { "lstm" },
+             "hidden": 128, "layers": 2, "tap": "rnn"},
+            {"kind": "linear", "name": "fc", "out": classes},
         ]),
         other => return Err(Error::UnknownModel(other.to_string())),
     };

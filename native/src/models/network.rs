@@ -4,7 +4,8 @@
 use super::{LayerInfo, Net, Rf, Tap};
 use crate::error::Result;
 use crate::layers::{avg_pool, max_pool2, Activation, BatchNorm, Conv2d, Dropout, Linear};
-use crate::spec::{LayerSpec, NetSpec};
+use crate::recurrent::Recurrent;
+use crate::spec::{sequence, LayerSpec, NetSpec};
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
@@ -69,6 +70,7 @@ enum Op {
     Residual(Box<Residual>),
     Reshape(Vec<usize>),
     Upsample(usize),
+    Recurrent(Recurrent),
 }
 
 struct Step {
@@ -135,6 +137,18 @@ impl Network {
                 // Receptive fields are for the image inputs of classifiers; a generator's
                 // upsampling leaves them as they are.
                 LayerSpec::Upsample { scale } => Op::Upsample(*scale),
+                LayerSpec::Rnn {
+                    cell,
+                    hidden,
+                    layers,
+                    bias,
+                    ..
+                } => {
+                    let (_, features) = sequence(input).expect("shapes() checked the input");
+                    Op::Recurrent(Recurrent::new(
+                        *cell, features, *hidden, *layers, *bias, vb,
+                    )?)
+                }
                 LayerSpec::Residual { out, stride, .. } => {
                     rf = rf.conv(3, *stride, 1);
                     if let Some(name) = &tap {
@@ -181,6 +195,16 @@ pub fn upsample_nearest(x: &Tensor, scale: usize) -> Result<Tensor> {
         .reshape((b, c, h * scale, w * scale))?)
 }
 
+/// A recurrent layer's input as `[batch, steps, features]`: an image's rows, each with every
+/// channel's values of that row (`spec::sequence`), or a sequence as it is.
+fn rows(x: &Tensor) -> Result<Tensor> {
+    Ok(match *x.dims() {
+        [b, 1, h, w] => x.reshape((b, h, w))?,
+        [b, c, h, w] => x.transpose(1, 2)?.contiguous()?.reshape((b, h, c * w))?,
+        _ => x.clone(),
+    })
+}
+
 /// What a tap at this point looks like to an experiment.
 fn info(name: &str, shape: &[usize], rf: Rf) -> LayerInfo {
     match shape {
@@ -210,6 +234,7 @@ impl Net for Network {
                     x.reshape(dims)?
                 }
                 Op::Upsample(scale) => upsample_nearest(&x, *scale)?,
+                Op::Recurrent(r) => r.forward_last(&rows(&x)?)?,
             };
             if let Some(name) = &step.tap {
                 x = tap(name, x)?;
