@@ -144,7 +144,7 @@ export interface AnalysisOptions extends StreamOptions {
   threshold?: number;
   /** Samples that feed STA and activation statistics. @default 10000 */
   staSamples?: number;
-  /** Layers to analyse; all but the logits by default. */
+  /** Layers to analyse, the logits too when named; all but the logits by default. */
   layers?: string[];
   /** Return the first n stimuli as `stimuli` (`[n, 28, 28]`). @default 0 */
   keepStimuli?: number;
@@ -164,6 +164,12 @@ export interface LayerStatistics {
   staCentre: NdArray;
   /** Mean activation of each channel's centre unit, `[c]`. */
   staCentreWeight: NdArray;
+  /**
+   * Reverse correlation of each channel's centre unit, `E[a x] - E[a] E[x]`, `[c, 28, 28]`:
+   * defined for units of any sign (tanh, LSTM, logits), where the activation-weighted mean is
+   * not.
+   */
+  staCentreCov: NdArray;
   /** STA averaged over unit positions, in the receptive field, `[c, rf, rf]` (conv layers). */
   staPatch?: NdArray;
   /** Mean activation per channel and position, `[c, h, w]`. */
@@ -218,6 +224,7 @@ export function analysisArrays(r: AnalysisResult): Record<string, NdArray> {
   for (const [name, l] of Object.entries(r.layers)) {
     out[`sta/${name}/centre`] = l.staCentre;
     out[`sta/${name}/centreWeight`] = l.staCentreWeight;
+    out[`sta/${name}/centreCov`] = l.staCentreCov;
     if (l.staPatch) out[`sta/${name}/patch`] = l.staPatch;
     out[`act/${name}/mean`] = l.activationMean;
     out[`act/${name}/channelMean`] = l.channelMean;
@@ -235,6 +242,7 @@ function toAnalysisResult(raw: Record<string, NdArray>): AnalysisResult {
     layers[name] = {
       staCentre: raw[`sta/${name}/centre`],
       staCentreWeight: raw[`sta/${name}/centreWeight`],
+      staCentreCov: raw[`sta/${name}/centreCov`],
       staPatch: raw[`sta/${name}/patch`],
       activationMean: raw[`act/${name}/mean`],
       channelMean: raw[`act/${name}/channelMean`],

@@ -46,7 +46,7 @@ Deno.test("noise: a hand-set linear model gives the analytic classification imag
   using model = Model.create("logreg");
   model.loadWeights(`${dir}/w.safetensors`);
   const n = 40000;
-  const r = await model.analyse(null, { samples: n, seed: 1 });
+  const r = await model.analyse(null, { samples: n, seed: 1, layers: ["logits"] });
   const [c0, c1, ...rest] = r.counts.data;
   assert.equal(c0 + c1, n);
   assert.ok(rest.every((c) => c === 0));
@@ -56,6 +56,15 @@ Deno.test("noise: a hand-set linear model gives the analytic classification imag
   assert.ok(Math.abs(ci[784] - 0.25) < 0.005, `class 1 pixel 0 = ${ci[784]}`);
   const others = [...ci.subarray(1, 784), ...ci.subarray(785, 1568)];
   assert.ok(others.every((v) => Math.abs(v - 0.5) < 0.02));
+  // The reverse correlation of the signed logits: cov(x0 - 0.5, x) is Var(x0) = 1/12 at pixel 0
+  // and 0 elsewhere; logit 1 is its negative; the constant logits correlate with nothing.
+  const cov = r.layers.logits.staCentreCov.data;
+  assert.deepEqual(r.layers.logits.staCentreCov.shape, [10, 28, 28]);
+  assert.ok(Math.abs(cov[0] - 1 / 12) < 0.003, `logit 0, pixel 0: ${cov[0]}`);
+  assert.ok(Math.abs(cov[784] + 1 / 12) < 0.003, `logit 1, pixel 0: ${cov[784]}`);
+  const rest0 = [...cov.subarray(1, 784), ...cov.subarray(785, 1568)];
+  assert.ok(rest0.every((v) => Math.abs(v) < 0.003), "off-pixel covariance");
+  assert.ok(cov.subarray(1568).every((v) => Math.abs(v) < 1e-6), "constant logits");
   await Deno.remove(dir, { recursive: true });
 });
 

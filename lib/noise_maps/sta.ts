@@ -1,8 +1,9 @@
 /**
  * Spike-triggered averages of every conv channel and mean activation maps over white (uniform,
  * independent-pixel) noise and over real images; for conv1, how well the STA recovers each
- * channel's own kernel. The STA needs white noise: with correlated noise it would show the
- * kernel blurred by the pixel covariance.
+ * channel's own kernel; for hidden fc and recurrent units, their reverse correlation with the
+ * noise. Both need white noise: with correlated noise they would show the filter blurred by the
+ * pixel covariance.
  * @module
  */
 import type { AnalysisResult, NdArray } from "../../ffi/model.ts";
@@ -47,7 +48,64 @@ export async function conv1KernelCosine(
   });
 }
 
-/** STA and activation maps of every conv layer, from a white-noise analysis `r`. */
+/** Hidden units drawn per fc or recurrent layer: those whose reverse correlation is strongest. */
+export const UNITS_SHOWN = 32;
+
+/** The `count` maps of `maps` (`[n, 784]`) with the largest energy, strongest first. */
+export function strongestMaps(maps: Float32Array, count: number): number[] {
+  const n = maps.length / 784;
+  const energy = Array.from({ length: n }, (_, u) => {
+    let e = 0;
+    for (const v of maps.subarray(u * 784, (u + 1) * 784)) e += v * v;
+    return e;
+  });
+  return energy.map((_, u) => u).sort((a, b) => energy[b] - energy[a] || a - b).slice(0, count);
+}
+
+/**
+ * The reverse correlation of each hidden fc or recurrent unit with white noise, saved whole and
+ * drawn for the strongest units. Unlike the activation-weighted STA it is defined for units of
+ * either sign, such as an RNN's tanh state.
+ */
+async function hiddenUnitMaps(ctx: RunContext, r: AnalysisResult): Promise<MapGrid[]> {
+  const hidden = ctx.info.layers.filter((l) => l.kind === "fc" && l.name !== "logits");
+  const grids: MapGrid[] = [];
+  for (const layer of hidden) {
+    const cov = r.layers[layer.name]?.staCentreCov;
+    if (!cov) continue;
+    const file = layer.name.replaceAll(".", "_");
+    await saveNpy(ctx, `rc-${file}`, cov);
+    const units = strongestMaps(cov.data, UNITS_SHOWN);
+    const maps = new Float32Array(units.length * 784);
+    units.forEach((u, i) => maps.set(cov.data.subarray(u * 784, (u + 1) * 784), i * 784));
+    grids.push(
+      await saveFigure<MapGrid>(ctx, {
+        kind: "maps",
+        name: `rc-${file}`,
+        title: `${layer.name}: reverse correlation of the ${units.length} strongest of ` +
+          `${layer.channels} units`,
+        caption:
+          "For each unit, E[a x] - E[a] E[x] over white noise: the pixels whose brightness " +
+          "raises (red) or lowers (blue) the unit's output, its linear receptive field (colours " +
+          "diverge around each map's mean, near 0). Units ordered by the energy of this map; all " +
+          `${layer.channels} are in rc-${file}.npy.`,
+        maps,
+        count: units.length,
+        titles: units.map((u) => `unit ${u}`),
+        height: 28,
+        width: 28,
+        columns: 16,
+        scale: 2,
+      }),
+    );
+  }
+  return grids;
+}
+
+/**
+ * STA and activation maps of every conv layer, and the reverse correlation of hidden fc and
+ * recurrent units, from a white-noise analysis `r`.
+ */
 export async function staSection(
   ctx: RunContext,
   r: AnalysisResult,
@@ -146,5 +204,6 @@ export async function staSection(
       );
     }
   }
+  items.push(...await hiddenUnitMaps(ctx, r));
   return { conv1StaKernelCosine, section: { heading: "Spike-triggered analysis", items } };
 }

@@ -27,7 +27,7 @@ pub struct AnalysisConfig {
     pub threshold: f32,
     /// Samples (from the first) whose layer activations feed STA and activation statistics.
     pub sta_samples: u64,
-    /// Layers to analyse; empty means every layer but the logits.
+    /// Layers to analyse (the logits too, when named); empty means every layer but the logits.
     pub layers: Vec<String>,
     /// The first this many stimuli are returned as `stimuli`, to show what the network saw.
     pub keep_stimuli: usize,
@@ -135,7 +135,11 @@ pub fn analyse(
     let layer_infos: Vec<LayerInfo> = model
         .layers()
         .into_iter()
-        .filter(|l| l.name != "logits" && (cfg.layers.is_empty() || cfg.layers.contains(&l.name)))
+        // Every hidden layer by default; the logits only when asked for by name.
+        .filter(|l| match cfg.layers.is_empty() {
+            true => l.name != "logits",
+            false => cfg.layers.contains(&l.name),
+        })
         .collect();
     let mut layers: HashMap<String, LayerSums> = layer_infos
         .iter()

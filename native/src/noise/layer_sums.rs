@@ -1,5 +1,5 @@
 //! Per-layer running sums of a noise run: spike-triggered averages (centre unit and averaged
-//! over positions) and activation statistics, in f64.
+//! over positions), the centre unit's reverse correlation, and activation statistics, in f64.
 
 use super::{PIXELS, SIDE};
 use crate::arrays::Arrays;
@@ -15,6 +15,8 @@ pub(crate) struct LayerSums {
     patch: usize,
     centre: Vec<f64>,
     centre_weight: Vec<f64>,
+    /// Sum of the stimuli, for the reverse correlation's `E[a] E[x]` term.
+    stimulus: Vec<f64>,
     patch_sum: Vec<f64>,
     patch_weight: Vec<f64>,
     act_map: Vec<f64>,
@@ -35,6 +37,7 @@ impl LayerSums {
             patch,
             centre: vec![0.0; c * PIXELS],
             centre_weight: vec![0.0; c],
+            stimulus: vec![0.0; PIXELS],
             patch_sum: vec![0.0; c * patch * patch],
             patch_weight: vec![0.0; c],
             act_map: vec![0.0; c * info.height * info.width],
@@ -61,6 +64,7 @@ impl LayerSums {
             .contiguous()?; // [b, c]
         add_into(&mut self.centre, &centre.t()?.matmul(x)?)?;
         add_into(&mut self.centre_weight, &centre.sum(0)?)?;
+        add_into(&mut self.stimulus, &x.sum(0)?)?;
         // Activation statistics per channel and per position.
         add_into(&mut self.act_map, &act.sum(0)?)?;
         add_into(&mut self.act_sum, &act.sum((0, 2))?)?;
@@ -94,6 +98,22 @@ impl LayerSums {
             format!("sta/{name}/centre"),
             vec![c, SIDE, SIDE],
             weighted_mean(&self.centre, &self.centre_weight, PIXELS),
+        );
+        // The activation-weighted mean above needs activations of one sign (ReLU units); the
+        // reverse correlation E[a x] - E[a] E[x] is defined for any unit (tanh, LSTM, logits):
+        // under white noise it is the unit's linear receptive field, up to scale.
+        out.insert(
+            format!("sta/{name}/centreCov"),
+            vec![c, SIDE, SIDE],
+            self.centre
+                .chunks(PIXELS)
+                .zip(&self.centre_weight)
+                .flat_map(|(ax, &a)| {
+                    ax.iter()
+                        .zip(&self.stimulus)
+                        .map(move |(&ax, &x)| (ax / n - (a / n) * (x / n)) as f32)
+                })
+                .collect(),
         );
         out.insert(
             format!("sta/{name}/centreWeight"),
