@@ -1,7 +1,8 @@
-"""Writes the import test fixtures (tests/fixtures/pytorch/, tests/fixtures/onnx/): two networks
-built and initialised in PyTorch, each as a safetensors state dict, the wna spec that names its
+"""Writes the import test fixtures (tests/fixtures/pytorch/, tests/fixtures/onnx/): three networks
+(`smaller`, a small ResNet, and an LSTM that reads the image row by row) built and initialised in
+PyTorch, each as a safetensors state dict, the wna spec that names its
 modules, a small JSON with the input normalisation and class names, PyTorch's own logits on the
-first 1,000 MNIST test images, and the same networks exported with torch.onnx.export. Plus three
+first 1,000 MNIST test images, and the CNNs exported with torch.onnx.export. Plus three
 ONNX files the importer must handle or refuse: the ResNet with its normalisation, unfolded batch
 norms and a LogSoftmax in the graph; a net with an op wna does not convert (Elu); a 3x32x32 net.
 Run once, from the repository root, in the bench's environment:
@@ -67,7 +68,26 @@ class TinyResNet(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
+class SeqLSTM(nn.Module):
+    """The classic sequential-MNIST LSTM: 28 rows of 28 pixels, two layers, the last state read out."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(28, 32, 2, batch_first=True)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x.reshape(-1, 28, 28))[0][:, -1])
+
+
 SPECS = {
+    "lstm": {
+        "name": "pytorch-lstm",
+        "layers": [
+            {"kind": "rnn", "name": "rnn", "cell": "lstm", "hidden": 32, "layers": 2},
+            {"kind": "linear", "name": "fc", "out": 10},
+        ],
+    },
     "smaller": {
         "name": "pytorch-smaller",
         "layers": [
@@ -270,7 +290,8 @@ def main():
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(1)
     x = (torch.from_numpy(test_images()) - MEAN) / STD
-    for name, model in {"smaller": Smaller(), "tiny_resnet": TinyResNet()}.items():
+    nets = {"smaller": Smaller(), "tiny_resnet": TinyResNet(), "lstm": SeqLSTM()}
+    for name, model in nets.items():
         with torch.no_grad():
             randomise_batch_norm(model, generator)
             model.eval()
@@ -289,11 +310,13 @@ def main():
                 f,
             )
         np.save(f"{OUT}/{name}.logits.npy", logits)
+        print(name, sum(v.numel() for v in model.state_dict().values()), "values")
+        if name == "lstm":
+            continue  # wna's ONNX import converts CNNs and MLPs, not recurrent graphs
         # Exported as torch.onnx.export does by default: batch norms folded into the convs.
         export_onnx(model, f"{ONNX_OUT}/{name}.onnx")
         if name == "tiny_resnet":
             export_onnx(Normalised(model).eval(), f"{ONNX_OUT}/{name}_raw.onnx", do_constant_folding=False)
-        print(name, sum(v.numel() for v in model.state_dict().values()), "values")
     keras_style(test_images())
     torch.manual_seed(2)
     export_onnx(Unsupported().eval(), f"{ONNX_OUT}/unsupported.onnx")

@@ -9,7 +9,7 @@ import { encodeSafetensors, readSafetensors } from "../lib/safetensors.ts";
 
 const FIXTURES = "tests/fixtures/pytorch";
 
-for (const name of ["smaller", "tiny_resnet"]) {
+for (const name of ["smaller", "tiny_resnet", "lstm"]) {
   Deno.test(`import: PyTorch's ${name} gives PyTorch's logits within 1e-4`, async () => {
     const dir = await Deno.makeTempDir();
     const { checkpoint, accuracy } = await importPytorch({
@@ -75,7 +75,7 @@ Deno.test("import: every missing, unexpected and wrong-shape tensor is named in 
 
 Deno.test("import: class counts on 100,000 noise images match PyTorch's on the same noise", async () => {
   const dir = await Deno.makeTempDir();
-  for (const name of ["smaller", "tiny_resnet"]) {
+  for (const name of ["smaller", "tiny_resnet", "lstm"]) {
     const want = JSON.parse(await Deno.readTextFile(`${FIXTURES}/${name}.noise-counts.json`));
     const { checkpoint } = await importPytorch({
       spec: `${FIXTURES}/${name}.spec.json`,
