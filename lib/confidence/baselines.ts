@@ -5,7 +5,7 @@
  * (r^2 of the best straight-line fit).
  * @module
  */
-import { auroc, averagePrecision, linearR2 } from "./scores.ts";
+import { errorDetection, linearR2 } from "./scores.ts";
 
 /** One baseline's scores on one task. */
 export interface BaselineResult {
@@ -34,7 +34,6 @@ export interface BaselineInputs {
  * @returns four results: each baseline on each task
  */
 export function scoreBaselines(p: BaselineInputs): BaselineResult[] {
-  const errors = p.correct.map((c) => 1 - c);
   // The trust score is a ratio of distances: its logarithm is the natural scale to fit on.
   const logTrust = p.trust.map((t) => Math.log(t));
   const baselines = [
@@ -46,8 +45,7 @@ export function scoreBaselines(p: BaselineInputs): BaselineResult[] {
       net,
       task: "classification" as const,
       split: "all" as const,
-      auroc: auroc(score, p.correct),
-      auprErrors: averagePrecision(score.map((s) => -s), errors),
+      ...errorDetection(score, p.correct),
     },
     { net, task: "regression" as const, split: "all" as const, r2: linearR2(score, p.ratio) },
   ]);

@@ -11,7 +11,7 @@ import { readNpy, writeNpy } from "../npy.ts";
 import { writeJsonAtomic } from "../files.ts";
 import { ProgressBar } from "../progress.ts";
 import { SeededRandom } from "../random.ts";
-import { auroc, averagePrecision, meanAbsoluteError, r2 } from "./scores.ts";
+import { errorDetection, meanAbsoluteError, r2 } from "./scores.ts";
 
 /** The two ways of holding out test pairs. */
 export type SplitName = "pair" | "model";
@@ -122,14 +122,9 @@ const pick = (a: Float32Array, rows: Uint32Array) => Float32Array.from(rows, (i)
 
 /** Scores of a classification prediction (P(right)) against the truth. */
 function classificationScores(p: Float32Array, correct: Float32Array) {
-  const errors = correct.map((c) => 1 - c);
   let right = 0;
   for (let i = 0; i < p.length; i++) right += Number((p[i] > 0.5) === (correct[i] > 0.5));
-  return {
-    accuracy: right / p.length,
-    auroc: auroc(p, correct),
-    auprErrors: averagePrecision(p.map((v) => -v), errors),
-  };
+  return { accuracy: right / p.length, ...errorDetection(p, correct) };
 }
 
 /** A baseline on a split: a line fitted (regression) or a threshold chosen (classification) on

@@ -61,6 +61,21 @@ export function averagePrecision(scores: ArrayLike<number>, positive: ArrayLike<
 }
 
 /**
+ * How well a confidence score ranks right above wrong: AUROC with "right" as the positive class,
+ * and the average precision of finding the errors by the lowest scores.
+ * @param score higher = more confident
+ * @param correct 1 for a right prediction, 0 for a wrong one
+ */
+export function errorDetection(
+  score: ArrayLike<number>,
+  correct: ArrayLike<number>,
+): { auroc: number; auprErrors: number } {
+  const negated = Array.from(score, (s) => -s);
+  const errors = Array.from(correct, (c) => 1 - c);
+  return { auroc: auroc(score, correct), auprErrors: averagePrecision(negated, errors) };
+}
+
+/**
  * The coefficient of determination of predictions against the truth (1 - SSE/SST).
  * @param predicted the predictions
  * @param truth the true values
