@@ -104,7 +104,10 @@ function tileSize(grid: MapGrid): [number, number] {
 export function mapGridSvg(grid: MapGrid): string {
   const [tw, th] = tileSize(grid);
   const columns = Math.min(grid.columns ?? 10, grid.count);
-  const cellW = Math.max(tw, 64) + 8;
+  // Wide enough for the longest title (about 6 px a character at 10 px DejaVu Sans), so that
+  // long titles ("0: 9.3%, fed back: 0 (97%)") do not run into their neighbours.
+  const longest = Math.max(0, ...(grid.titles ?? []).map((t) => t.length));
+  const cellW = Math.max(tw, 64, Math.ceil(longest * 6)) + 8;
   const titleH = grid.titles ? 14 : 0;
   const cellH = th + titleH + 8;
   const width = columns * cellW;
