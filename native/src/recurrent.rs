@@ -4,7 +4,8 @@
 //! `native/tests/recurrent.rs` checks the forward pass and every gradient against direct loops.
 
 use crate::error::Result;
-use candle_core::{Tensor, D};
+use crate::kernels::Recurrence;
+use candle_core::{DType, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,20 @@ struct Layer {
     w_ih: Tensor,
     w_hh: Tensor,
     bias: Option<(Tensor, Tensor)>,
+}
+
+impl Layer {
+    /// The input's share of every step's gates, `x W_ih^T`, in one matmul:
+    /// `[batch, steps, gates * hidden]`.
+    fn input_share(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, steps, input) = x.dims3()?;
+        let rows = self.w_ih.dim(0)?;
+        let inputs = x
+            .contiguous()?
+            .reshape((b * steps, input))?
+            .matmul(&self.w_ih.t()?)?;
+        Ok(inputs.reshape((b, steps, rows))?)
+    }
 }
 
 /// A stack of recurrent layers over a sequence, each starting from a zero state.
@@ -85,11 +100,49 @@ impl Recurrent {
     }
 
     /// `x`: `[batch, steps, input]`; returns the top layer's state at every step,
-    /// `[batch, steps, hidden]`.
+    /// `[batch, steps, hidden]`. On the CPU in f32 the time loop is one fused op
+    /// (`kernels::Recurrence`); elsewhere candle's ops run it.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let fused = x.device().is_cpu() && x.dtype() == DType::F32;
+        self.forward_with(x, fused)
+    }
+
+    /// [`Self::forward`] through candle's ops alone: the reference the fused CPU op is tested
+    /// against.
+    pub fn forward_unfused(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, false)
+    }
+
+    fn forward_with(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
         let mut x = x.clone();
         for layer in &self.layers {
-            x = self.layer_forward(layer, &x)?;
+            let inputs = layer.input_share(&x)?;
+            let rows = layer.w_hh.dim(0)?;
+            let bias = match &layer.bias {
+                Some((b_ih, b_hh)) => Some((b_ih + b_hh)?),
+                None => None,
+            };
+            x = match fused {
+                true => {
+                    let bias = match bias {
+                        Some(b) => b,
+                        None => Tensor::zeros(rows, inputs.dtype(), inputs.device())?,
+                    };
+                    let lstm = self.cell == Cell::Lstm;
+                    inputs.contiguous()?.apply_op3(
+                        &layer.w_hh.contiguous()?,
+                        &bias,
+                        Recurrence { lstm },
+                    )?
+                }
+                false => {
+                    let inputs = match bias {
+                        Some(b) => inputs.broadcast_add(&b)?,
+                        None => inputs,
+                    };
+                    self.time_loop(layer, &inputs)?
+                }
+            };
         }
         Ok(x)
     }
@@ -100,15 +153,9 @@ impl Recurrent {
         Ok(self.forward(x)?.narrow(1, steps - 1, 1)?.squeeze(1)?)
     }
 
-    fn layer_forward(&self, layer: &Layer, x: &Tensor) -> Result<Tensor> {
-        let (b, steps, input) = x.dims3()?;
-        let rows = layer.w_ih.dim(0)?;
-        // The input's share of every step's gates in one matmul; both biases folded in.
-        let mut inputs = x.reshape((b * steps, input))?.matmul(&layer.w_ih.t()?)?;
-        if let Some((b_ih, b_hh)) = &layer.bias {
-            inputs = inputs.broadcast_add(&(b_ih + b_hh)?)?;
-        }
-        let inputs = inputs.reshape((b, steps, rows))?;
+    /// The time loop in candle's ops: `inputs` is every step's input share of the gates.
+    fn time_loop(&self, layer: &Layer, inputs: &Tensor) -> Result<Tensor> {
+        let (_, steps, _) = inputs.dims3()?;
         let h = self.hidden;
         let mut state: Option<(Tensor, Tensor)> = None; // (h, c); c is unused by tanh cells
         let mut out = Vec::with_capacity(steps);

@@ -351,3 +351,83 @@ fn spec_error(layer: &str) -> String {
         .unwrap_err()
         .to_string()
 }
+
+/// The fused CPU time loop (`kernels::Recurrence`, taken in f32 on the CPU) against the same
+/// stack run by candle's ops: states and every gradient, both cells, with and without biases, a
+/// batch that splits over threads.
+#[test]
+fn the_fused_time_loop_matches_candles_ops_forward_and_backward() -> R {
+    for (cell, bias) in [
+        (Cell::Tanh, true),
+        (Cell::Lstm, true),
+        (Cell::Tanh, false),
+        (Cell::Lstm, false),
+    ] {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let net = Recurrent::new(cell, 7, 9, 2, bias, vb)?;
+        for (i, var) in varmap.data().lock().unwrap().values().enumerate() {
+            let values: Vec<f32> = normal(200 + i as u64, var.elem_count(), 0.5)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
+            var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu)?)?;
+        }
+        let (batch, steps) = (37, 6);
+        let x: Vec<f32> = normal(11, batch * steps * 7, 1.0)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let weights = Tensor::from_vec(
+            normal(12, batch * steps * 9, 1.0)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect::<Vec<_>>(),
+            (batch, steps, 9),
+            &Device::Cpu,
+        )?;
+        let run = |fused: bool| -> wna::Result<(Vec<f32>, Vec<Vec<f32>>)> {
+            let xv = Var::from_vec(x.clone(), (batch, steps, 7), &Device::Cpu)?;
+            let out = match fused {
+                true => net.forward(xv.as_tensor())?,
+                false => net.forward_unfused(xv.as_tensor())?,
+            };
+            let grads = (&out * &weights)?.sum_all()?.backward()?;
+            let mut all = vec![grads
+                .get(xv.as_tensor())
+                .expect("input gradient")
+                .flatten_all()?
+                .to_vec1::<f32>()?];
+            let vars = varmap.data().lock().unwrap();
+            let mut names: Vec<_> = vars.keys().cloned().collect();
+            names.sort();
+            for name in names {
+                let g = grads
+                    .get(vars[&name].as_tensor())
+                    .expect("parameter gradient");
+                all.push(g.flatten_all()?.to_vec1::<f32>()?);
+            }
+            Ok((out.flatten_all()?.to_vec1::<f32>()?, all))
+        };
+        let (fused_out, fused_grads) = run(true)?;
+        let (ops_out, ops_grads) = run(false)?;
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+            let d = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                d <= 1e-5 * scale.max(1.0),
+                "{cell:?} {what}: max |diff| {d}, scale {scale}"
+            );
+        };
+        close(&fused_out, &ops_out, "states");
+        assert_eq!(fused_grads.len(), if bias { 9 } else { 5 });
+        for (i, (a, b)) in fused_grads.iter().zip(&ops_grads).enumerate() {
+            close(a, b, &format!("gradient {i}"));
+        }
+    }
+    Ok(())
+}

@@ -14,11 +14,13 @@ mod batch_norm;
 mod conv2d;
 mod linear;
 mod max_pool;
+mod recurrence;
 
 pub use batch_norm::{channel_statistics, BatchNorm};
 pub use conv2d::{Conv2d, ConvGeometry};
 pub use linear::Linear;
 pub use max_pool::MaxPool2;
+pub use recurrence::Recurrence;
 
 use candle_core::{CpuStorage, Layout};
 
