@@ -73,6 +73,21 @@ def sync(job):
         torch.cuda.synchronize()
 
 
+class Rows(nn.Module):
+    """wna's `rnn` layer: an image read row by row (each step one row of every channel), or a
+    [steps, features] sequence as it is; gives the top layer's state after the last step."""
+
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x):
+        if x.dim() == 4:
+            b, c, h, w = x.shape
+            x = x.permute(0, 2, 1, 3).reshape(b, h, c * w)
+        return self.rnn(x)[0][:, -1]
+
+
 def from_spec(spec):
     """A wna network spec (ffi/spec.ts) as an nn.Sequential: the same layers, PyTorch's own."""
     layers, shape = [], list(spec.get("input", [1, 28, 28]))
@@ -103,6 +118,12 @@ def from_spec(spec):
         elif kind == "upsample":
             layers.append(nn.Upsample(scale_factor=l["scale"], mode="nearest"))
             shape = [shape[0]] + [d * l["scale"] for d in shape[1:]]
+        elif kind == "rnn":
+            cell = nn.LSTM if l.get("cell", "tanh") == "lstm" else nn.RNN
+            features = shape[0] * shape[2] if len(shape) == 3 else shape[1]
+            layers.append(Rows(cell(features, l["hidden"], l.get("layers", 1),
+                                    bias=l.get("bias", True), batch_first=True)))
+            shape = [l["hidden"]]
         elif kind == "leaky_relu":
             layers.append(nn.LeakyReLU(l.get("slope", 0.01)))
         elif kind in acts:
@@ -129,6 +150,8 @@ def train_epoch(job):
     if images.max() > 1:
         images /= 255.0
     labels = torch.from_numpy(np.load(job["labels"]).astype(np.int64)).to(dev)
+    if "limit" in job:  # the first n images, as wna's row trains on
+        images, labels = images[: job["limit"]], labels[: job["limit"]]
     x_all = ((torch.from_numpy(images) - job["mean"]) / job["std"]).to(dev)
     model = build(job, train=True)
     lr, wd = job.get("lr", 2e-3), job.get("weightDecay", 1e-4)

@@ -1,6 +1,7 @@
 /**
  * `deno task bench`: wna against PyTorch on this machine's CPU, in the same run — one training
- * epoch of `smaller` on MNIST, inference, white-noise analysis and FGSM throughput — printed as
+ * epoch of `smaller` on MNIST, inference, white-noise analysis and FGSM throughput, and the
+ * recurrent `rnn` and `lstm` — printed as
  * images/s and ratios (wna / PyTorch; above 1 means wna is faster), saved to out/bench/. The
  * t-SNE row's peer is scikit-learn, with both maps' trustworthiness beside the speed.
  * PyTorch and scikit-learn come from PyPI into bench/.venv, installed here on first use (never
@@ -97,7 +98,12 @@ runMain(async () => {
   const { mean, std } = train;
   const sizes = {
     inference: quick ? 2000 : 10000,
-    noise: { smaller: quick ? 20000 : 200000, larger: quick ? 5000 : 30000 },
+    noise: {
+      smaller: quick ? 20000 : 200000,
+      larger: quick ? 5000 : 30000,
+      recurrent: quick ? 5000 : 30000,
+    },
+    recurrentTrain: quick ? 2048 : 10000,
     fgsm: quick ? 2000 : 10000,
   };
   await Deno.mkdir(`${outDir}`, { recursive: true });
@@ -199,6 +205,33 @@ runMain(async () => {
       m.analyse(null, { samples, batchSize: 1000, staSamples: 0, layers: [] })
     );
     await report("noise", name, samples / sn, { task: "noise", samples, batchSize: 1000 });
+  }
+  // 3a. The recurrent built-ins (28 rows through two layers of 128): a training epoch on the
+  // first images, and white noise. PyTorch runs nn.RNN and nn.LSTM, its fused CPU kernels.
+  for (const name of ["rnn", "lstm"] as const) {
+    using m = Model.create(name, { seed: 0, mean, std });
+    const spec = m.info().spec;
+    const limit = sizes.recurrentTrain;
+    const s = await timed(() =>
+      m.trainEpoch(train.images.subarray(0, limit * 784), train.labels.subarray(0, limit), {
+        totalSteps: Math.ceil(limit / 128),
+        epoch: 0,
+        batchSize: 128,
+      })
+    );
+    await report("train epoch", name, limit / s, {
+      task: "train",
+      spec,
+      images: `${cache}/images.npy`,
+      labels: `${cache}/labels.npy`,
+      limit,
+      batchSize: 128,
+    });
+    const samples = sizes.noise.recurrent;
+    const sn = await timed(() =>
+      m.analyse(null, { samples, batchSize: 1000, staSamples: 0, layers: [] })
+    );
+    await report("noise", name, samples / sn, { task: "noise", spec, samples, batchSize: 1000 });
   }
   // 3b. One epoch of the MLP GAN (deno task gan's default): D on real and fake, then G.
   {
