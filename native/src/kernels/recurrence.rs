@@ -242,14 +242,14 @@ impl CustomOp3 for Recurrence {
         _res: &Tensor,
         grad: &Tensor,
     ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        // The gradient op recomputes the forward from the biased inputs (one extra pass, in
-        // training only); the bias gradient is the gates' gradient summed over batch and steps.
-        let biased = inputs.broadcast_add(bias)?.contiguous()?;
-        let all = biased.apply_op3_no_bwd(
-            w_hh,
-            &grad.contiguous()?,
-            &RecurrenceGrad { lstm: self.lstm },
-        )?;
+        // The gradient op recomputes the forward, so it takes the biases too (a few hundred
+        // values, carried by the op); the bias gradient is the gates' gradient summed over batch
+        // and steps.
+        let op = RecurrenceGrad {
+            lstm: self.lstm,
+            bias: bias.to_vec1::<f32>()?,
+        };
+        let all = inputs.apply_op3_no_bwd(w_hh, &grad.contiguous()?, &op)?;
         let n = inputs.elem_count();
         let d_inputs = all.narrow(0, 0, n)?.reshape(inputs.shape())?;
         let d_bias = d_inputs.sum((0, 1))?;
@@ -265,6 +265,8 @@ impl CustomOp3 for Recurrence {
 /// in one flat tensor.
 struct RecurrenceGrad {
     lstm: bool,
+    /// `b_ih + b_hh`, as the forward added them.
+    bias: Vec<f32>,
 }
 
 impl CustomOp3 for RecurrenceGrad {
@@ -291,7 +293,13 @@ impl CustomOp3 for RecurrenceGrad {
             hidden: h,
             rows,
         } = d;
-        let trace = run(self.lstm, &d, inputs, w_hh, &vec![0f32; rows], true);
+        if self.bias.len() != rows {
+            candle_core::bail!(
+                "recurrence grad: {} biases for {rows} gates",
+                self.bias.len()
+            );
+        }
+        let trace = run(self.lstm, &d, inputs, w_hh, &self.bias, true);
         let n_inputs = batch * steps * rows;
         let mut out = vec![0f32; n_inputs + rows * h];
         let (d_inputs, d_w_hh) = out.split_at_mut(n_inputs);
