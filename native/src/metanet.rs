@@ -9,7 +9,7 @@ use crate::layers::Linear;
 use crate::optim::{Kind, Optimizer};
 use crate::philox::{permutation, Philox};
 use crate::progress::Progress;
-use crate::recurrent::{Cell, Recurrent};
+use crate::recurrent::{self, Cell, Recurrent};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Init, VarBuilder, VarMap};
 use serde::Deserialize;
@@ -299,7 +299,7 @@ pub fn fit(
     let device = Device::Cpu;
     let varmap = VarMap::new();
     let net = MetaNet::new(o, VarBuilder::from_varmap(&varmap, DType::F32, &device))?;
-    seed_init(&varmap, o.seed, o.width)?;
+    seed_init(&varmap, o.seed)?;
     let mut vars: Vec<_> = varmap
         .data()
         .lock()
@@ -377,7 +377,7 @@ pub fn fit(
 /// (candle's own draws are not seeded), with PyTorch's bounds: 1/sqrt(hidden) for recurrent
 /// layers, 1/sqrt(fan_in) for linear weights and their biases. Layer-norm scales stay 1 and
 /// shifts 0.
-fn seed_init(varmap: &VarMap, seed: u64, hidden: usize) -> Result<()> {
+fn seed_init(varmap: &VarMap, seed: u64) -> Result<()> {
     let vars = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
@@ -386,15 +386,18 @@ fn seed_init(varmap: &VarMap, seed: u64, hidden: usize) -> Result<()> {
             continue;
         }
         let var = &vars[name];
-        let fan = if name.starts_with("rnn.") {
-            hidden
-        } else if var.rank() == 2 {
-            var.dim(1)?
-        } else {
-            let weight = name.replace(".bias", ".weight");
-            vars.get(&weight).map_or(Ok(1), |w| w.dim(1))?
+        let bound = match recurrent::init_bound(name, |n| vars.get(n).map(|v| v.dims().to_vec())) {
+            Some(bound) => bound,
+            None => {
+                let fan = if var.rank() == 2 {
+                    var.dim(1)?
+                } else {
+                    let weight = name.replace(".bias", ".weight");
+                    vars.get(&weight).map_or(Ok(1), |w| w.dim(1))?
+                };
+                1.0 / (fan as f32).sqrt()
+            }
         };
-        let bound = 1.0 / (fan as f32).sqrt();
         let mut values = vec![0f32; var.elem_count()];
         Philox::new(seed, 0x3e7a_1000, i as u64).fill_uniform(&mut values);
         values
