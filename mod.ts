@@ -93,7 +93,6 @@ export {
   type PopulationOptions,
 } from "./ffi/population.ts";
 export { type ConfidenceOptions, type ConfidenceSummary, runConfidence } from "./lib/confidence.ts";
-export { LENET5 } from "./lib/confidence/lenet.ts";
 export {
   fitMetaNet,
   META_FEATURES,

@@ -4,7 +4,8 @@
  * @module
  */
 import { NativeError, StatusCode, unwrap } from "./errors.ts";
-import { errorBuffer, handleRegistry, native, optionsJson, readText, utf8 } from "./native.ts";
+import { errorBuffer, native, optionsJson, readText, utf8 } from "./native.ts";
+import { NativeHandle } from "./handle.ts";
 import { type NdArray, type ProgressCallback, readArrays, withProgress } from "./arrays.ts";
 
 export type { NdArray, ProgressCallback };
@@ -21,6 +22,7 @@ export const MODEL_NAMES = [
   "n3",
   "rnn",
   "lstm",
+  "lenet5",
 ] as const;
 /** A built-in network's name. */
 export type ModelName = typeof MODEL_NAMES[number];
@@ -287,13 +289,11 @@ function checkImages(images: Float32Array, what = "images"): number {
  * console.assert(logits.length === 10);
  * ```
  */
-export class Model {
-  #handle: bigint | undefined;
+export class Model extends NativeHandle {
   #info: ModelInfo | undefined;
 
   private constructor(handle: bigint) {
-    this.#handle = handle;
-    handleRegistry.register(this, handle, this);
+    super(handle, "model");
   }
 
   /**
@@ -317,28 +317,6 @@ export class Model {
     const lib = native(options.device);
     unwrap(lib.wna_model_new(spec, BigInt(spec.length), out, err, BigInt(err.length)), err);
     return new Model(out[0]);
-  }
-
-  /** The native handle; throws once closed. */
-  get handle(): bigint {
-    if (this.#handle === undefined) {
-      throw new NativeError(StatusCode.BadHandle, "model: used after close()");
-    }
-    return this.#handle;
-  }
-
-  /** Frees the native model; idempotent. */
-  close(): void {
-    if (this.#handle === undefined) return;
-    const err = errorBuffer();
-    const h = this.#handle;
-    this.#handle = undefined;
-    handleRegistry.unregister(this);
-    unwrap(native().wna_free(h, err, BigInt(err.length)), err);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 
   /** @returns name, parameter count, layers with shapes and receptive fields */

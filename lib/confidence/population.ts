@@ -12,7 +12,6 @@ import { writeJsonAtomic } from "../files.ts";
 import { ProgressBar } from "../progress.ts";
 import { type Sidecar, sidecarPath } from "../checkpoint.ts";
 import { planPopulations, type PopulationPlan, type Run, runId } from "./grid.ts";
-import { LENET5 } from "./lenet.ts";
 
 /** The study keeps a model when its test accuracy is at least this. */
 export const KEEP_ACCURACY = 0.6;
@@ -163,11 +162,10 @@ async function trainPlan(
   };
 }
 
-function sidecar(run: Run, history: Sidecar["history"]): Sidecar & { spec: typeof LENET5 } {
+function sidecar(run: Run, history: Sidecar["history"]): Sidecar {
   const last = history[history.length - 1];
   return {
-    model: LENET5.name,
-    spec: LENET5,
+    model: "lenet5",
     dataset: "mnist",
     classes: 10,
     epoch: run.epochs - 1,

@@ -1,14 +1,19 @@
 //! The LeNet-5 population: a member trained among others gives the same bits as trained alone,
 //! and its hand-written forward and backward train the same weights as the candle model built
-//! from `lenet::spec()`, trained by `train::train_epoch` (an independent path: candle autograd
-//! over wna's conv, pool and linear kernels).
+//! from the built-in `lenet5` spec, trained by `train::train_epoch` (an independent path: candle
+//! autograd over wna's conv, pool and linear kernels).
 
 use wna::model::Model;
 use wna::optim::Kind;
 use wna::population::init::Init;
 use wna::population::{lenet, Member, Optimizer, Population, PopulationOptions};
 use wna::progress::Progress;
+use wna::spec::NetSpec;
 use wna::train::{train_epoch, TrainConfig};
+
+fn lenet5() -> NetSpec {
+    wna::models::builtin::spec("lenet5", lenet::CLASSES, None).unwrap()
+}
 
 /// Random images, each with a bright 4 x 4 patch whose place is its label (a learnable signal).
 fn data(n: usize) -> (Vec<f32>, Vec<u8>) {
@@ -99,7 +104,7 @@ fn matches_the_candle_model_trained_by_train_epoch() -> wna::Result<()> {
         })?;
         let start = dir.join("start.safetensors");
         pop.save(0, start.to_str().unwrap())?;
-        let mut model = Model::new(lenet::spec(), candle_core::Device::Cpu, 0, 0.0, 1.0)?;
+        let mut model = Model::new(lenet5(), candle_core::Device::Cpu, 0, 0.0, 1.0)?;
         model.load(start.to_str().unwrap())?;
         for epoch in 0..2 {
             let ours = pop.train_epoch(&pixels, &labels, epoch, Progress::default())?;
@@ -167,7 +172,7 @@ fn evaluate_agrees_with_the_candle_model() -> wna::Result<()> {
     let ours = pop.evaluate(&pixels, &labels, Progress::default())?;
     let path = std::env::temp_dir().join(format!("wna-population-eval-{}", std::process::id()));
     pop.save(1, path.to_str().unwrap())?;
-    let model = Model::new(lenet::spec(), candle_core::Device::Cpu, 0, 0.0, 1.0)?;
+    let model = Model::new(lenet5(), candle_core::Device::Cpu, 0, 0.0, 1.0)?;
     model.load(path.to_str().unwrap())?;
     let theirs = wna::train::evaluate(&model, &pixels, &labels, Progress::default())?;
     std::fs::remove_file(&path).ok();

@@ -1,14 +1,15 @@
 //! The built-in networks, written as specs: `smaller`, `larger`, `mlp`, `logreg` and the FGSM
 //! case-study nets `n1`/`n2` (same architecture, Adam vs SGD) and `n3`, and the recurrent `rnn`
-//! and `lstm`, which read an image row by row. Parameter and tap names
-//! are those of the hand-written modules they replace, so older checkpoints still load.
+//! and `lstm`, which read an image row by row, and `lenet5`, the confidence study's classifier.
+//! Parameter and tap names are those of the hand-written modules they replace, so older
+//! checkpoints still load.
 
 use crate::error::{Error, Result};
 use crate::spec::NetSpec;
 use serde_json::{json, Value};
 
-pub const MODEL_NAMES: [&str; 9] = [
-    "smaller", "larger", "mlp", "logreg", "n1", "n2", "n3", "rnn", "lstm",
+pub const MODEL_NAMES: [&str; 10] = [
+    "smaller", "larger", "mlp", "logreg", "n1", "n2", "n3", "rnn", "lstm", "lenet5",
 ];
 
 /// `larger`'s stage widths and first-block strides; `blocks` says how many blocks per stage.
@@ -92,6 +93,24 @@ pub fn spec(name: &str, classes: usize, blocks: Option<[usize; 4]>) -> Result<Ne
             {"kind": "rnn", "name": "rnn", "cell": if name == "rnn" { "tanh" } else { "lstm" },
              "hidden": 128, "layers": 2, "tap": "rnn"},
             {"kind": "linear", "name": "fc", "out": classes},
+        ]),
+        // LeNet-5 as the confidence study builds it (no normalisation, no padding). The taps are
+        // the study's data flow: maxpool2, and fc1, fc2 and fc3 before their activations (what
+        // a forward hook on those modules sees). `population::lenet` trains the same network by
+        // hand, with these parameter names.
+        "lenet5" => json!([
+            {"kind": "conv2d", "name": "conv1", "out": 6, "kernel": 5},
+            {"kind": "relu"},
+            {"kind": "max_pool", "size": 2},
+            {"kind": "conv2d", "name": "conv2", "out": 16, "kernel": 5},
+            {"kind": "relu"},
+            {"kind": "max_pool", "size": 2, "tap": "pool2"},
+            {"kind": "flatten"},
+            {"kind": "linear", "name": "fc1", "out": 120, "tap": "fc1"},
+            {"kind": "relu"},
+            {"kind": "linear", "name": "fc2", "out": 84, "tap": "fc2"},
+            {"kind": "relu"},
+            {"kind": "linear", "name": "fc3", "out": classes, "tap": "logits"},
         ]),
         other => return Err(Error::UnknownModel(other.to_string())),
     };

@@ -2,10 +2,9 @@
 //! by hand on a batch: conv 1->6 k5, ReLU, max-pool 2, conv 6->16 k5, ReLU, max-pool 2, then
 //! fc 256->120->84->10 with ReLUs. conv1 runs as a direct convolution (`simd.rs`), conv2 and the
 //! fc layers as `gemm`s over im2col patches; parameters are kept in PyTorch's layout and order,
-//! so a member saves as a plain `state_dict` that `spec()` loads.
+//! so a member saves as a plain `state_dict` that the built-in `lenet5` loads.
 
 use crate::kernels::matmul;
-use crate::spec::{LayerSpec, NetSpec};
 
 const SIDE: usize = 28;
 const K: usize = 5;
@@ -45,55 +44,6 @@ pub fn offsets() -> ([usize; 10], usize) {
         total += shape.iter().product::<usize>();
     }
     (at, total)
-}
-
-/// The same network as a spec, for loading a saved member as an ordinary model. The taps are
-/// the study's data flow: maxpool2, and fc1, fc2 and fc3 before their activations (what a
-/// forward hook on those modules sees).
-pub fn spec() -> NetSpec {
-    let conv = |name: &str, out| LayerSpec::Conv2d {
-        name: Some(name.into()),
-        out,
-        kernel: K,
-        stride: 1,
-        padding: 0,
-        bias: true,
-        tap: None,
-    };
-    let fc = |name: &str, out, tap: &str| LayerSpec::Linear {
-        name: Some(name.into()),
-        out,
-        bias: true,
-        tap: Some(tap.into()),
-    };
-    let relu = || LayerSpec::Relu { tap: None };
-    NetSpec {
-        name: "lenet5".into(),
-        input: crate::spec::IMAGE.to_vec(),
-        output: Default::default(),
-        layers: vec![
-            conv("conv1", C1),
-            relu(),
-            LayerSpec::MaxPool {
-                size: 2,
-                stride: None,
-                tap: None,
-            },
-            conv("conv2", C2),
-            relu(),
-            LayerSpec::MaxPool {
-                size: 2,
-                stride: None,
-                tap: Some("pool2".into()),
-            },
-            LayerSpec::Flatten,
-            fc("fc1", FC1, "fc1"),
-            relu(),
-            fc("fc2", FC2, "fc2"),
-            relu(),
-            fc("fc3", CLASSES, "logits"),
-        ],
-    }
 }
 
 /// `a * b + c`, fused where the CPU has FMA (the `FMA` builds below are compiled for it).

@@ -248,7 +248,7 @@ impl Population {
             .collect())
     }
 
-    /// Writes member `index` as a safetensors `state_dict` (`lenet::spec()` loads it), through
+    /// Writes member `index` as a safetensors `state_dict` (the built-in `lenet5` loads it), through
     /// a temporary file and a rename so a reader never sees half a file.
     pub fn save(&self, index: usize, path: &str) -> Result<()> {
         let params = &self.state(index)?.params;
