@@ -39,16 +39,6 @@ export function native(device: "cpu" | "cuda" | "auto" = defaultDevice()): Symbo
   return opened.lib.symbols;
 }
 
-/**
- * Frees a native handle whose owner was garbage-collected without `close()`: the backstop every
- * handle class registers with, and unregisters from in `close()`.
- */
-export const handleRegistry = new FinalizationRegistry<bigint>((handle) => {
-  try {
-    native().wna_free(handle, null, 0n);
-  } catch { /* the process is going away */ }
-});
-
 /** A fresh buffer for a native error message (one per call: calls may run on other threads). */
 export function errorBuffer(): Uint8Array<ArrayBuffer> {
   return new Uint8Array(4096);

@@ -5,8 +5,9 @@
  * @module
  */
 import { type NdArray, type ProgressCallback, readArrays, withProgress } from "./arrays.ts";
-import { NativeError, StatusCode, unwrap } from "./errors.ts";
-import { errorBuffer, handleRegistry, native, optionsJson, utf8 } from "./native.ts";
+import { unwrap } from "./errors.ts";
+import { errorBuffer, native, optionsJson, utf8 } from "./native.ts";
+import { NativeHandle } from "./handle.ts";
 
 /** The study's optimisers, as PyTorch defines them (SGD without momentum; Adam with L2). */
 export type PopulationOptimizer = "sgd" | "adam";
@@ -51,15 +52,13 @@ const EVALUATE = 0xffff_ffff_ffff_ffffn;
  * console.assert(Number.isFinite(m.loss));
  * ```
  */
-export class Population {
-  #handle: bigint | undefined;
+export class Population extends NativeHandle {
   /** Members, in the order given. */
   readonly size: number;
 
   private constructor(handle: bigint, size: number) {
-    this.#handle = handle;
+    super(handle, "population");
     this.size = size;
-    handleRegistry.register(this, handle, this);
   }
 
   /**
@@ -78,13 +77,6 @@ export class Population {
     return new Population(out[0], options.members.length);
   }
 
-  get #live(): bigint {
-    if (this.#handle === undefined) {
-      throw new NativeError(StatusCode.BadHandle, "population: used after close()");
-    }
-    return this.#handle;
-  }
-
   async #run(
     images: Float32Array,
     labels: Uint8Array,
@@ -93,7 +85,7 @@ export class Population {
   ): Promise<MemberMetrics[]> {
     const out = new Float64Array(2 * this.size);
     const err = errorBuffer();
-    const handle = this.#live;
+    const handle = this.handle;
     await withProgress(async (counters) =>
       unwrap(
         await native().wna_population_run(
@@ -153,7 +145,7 @@ export class Population {
   }
 
   /**
-   * Writes one member's weights as a safetensors `state_dict` (atomically); `LENET5` loads it.
+   * Writes one member's weights as a safetensors `state_dict` (atomically); the built-in `lenet5` loads it.
    * @param index the member
    * @param path the file
    */
@@ -162,7 +154,7 @@ export class Population {
     const err = errorBuffer();
     unwrap(
       native().wna_population_save(
-        this.#live,
+        this.handle,
         BigInt(index),
         p,
         BigInt(p.length),
@@ -171,20 +163,6 @@ export class Population {
       ),
       err,
     );
-  }
-
-  /** Frees the native population; idempotent. */
-  close(): void {
-    if (this.#handle === undefined) return;
-    const err = errorBuffer();
-    const h = this.#handle;
-    this.#handle = undefined;
-    handleRegistry.unregister(this);
-    unwrap(native().wna_free(h, err, BigInt(err.length)), err);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
 

@@ -4,7 +4,6 @@ import { Model } from "../ffi/model.ts";
 import { Population, type PopulationMember } from "../ffi/population.ts";
 import { runConfidence } from "../lib/confidence.ts";
 import { GRID, gridRuns, planPopulations, runId, sampleRuns } from "../lib/confidence/grid.ts";
-import { LENET5 } from "../lib/confidence/lenet.ts";
 import { PAIR_FIELDS } from "../lib/confidence/pairs.ts";
 import { splitRows } from "../lib/confidence/metanets.ts";
 import { readNpy } from "../lib/npy.ts";
@@ -39,7 +38,7 @@ Deno.test("confidence grid: 8,192 runs; samples keep whole trajectories; plans g
   assert.equal(planPopulations(all).length, GRID.seed.length * GRID.batchSize.length);
 });
 
-Deno.test("population: members train the same together as alone; a saved member loads as LENET5", async () => {
+Deno.test("population: members train the same together as alone; a saved member loads as the built-in lenet5", async () => {
   const train = await loadDataset("mnist", "train", { limit: 3000 });
   const test = await loadDataset("mnist", "test", { limit: 500 });
   const members: PopulationMember[] = [
@@ -67,7 +66,7 @@ Deno.test("population: members train the same together as alone; a saved member 
   const dir = await Deno.makeTempDir();
   const best = scores.reduce((b, s, i) => s.accuracy > scores[b].accuracy ? i : b, 0);
   together.save(best, `${dir}/m.safetensors`);
-  using model = Model.create(LENET5, { mean: 0, std: 1 });
+  using model = Model.create("lenet5", { mean: 0, std: 1 });
   model.loadWeights(`${dir}/m.safetensors`);
   const metrics = await model.evaluate(test.images, test.labels);
   assert.equal(metrics.accuracy, scores[best].accuracy);
@@ -76,7 +75,7 @@ Deno.test("population: members train the same together as alone; a saved member 
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("population: bad options and bad data are named errors", async () => {
+Deno.test("population: bad options, bad data and use after close are named errors", async () => {
   assert.throws(
     () =>
       Population.create({
@@ -94,6 +93,12 @@ Deno.test("population: bad options and bad data are named errors", async () => {
   await assert.rejects(
     () => pop.trainEpoch(new Float32Array(784 * 2), new Uint8Array([1]), 0),
     /2 images of 784 pixels|784 pixels for 1 labels/,
+  );
+  pop.close();
+  pop.close(); // idempotent
+  await assert.rejects(
+    () => pop.evaluate(new Float32Array(784), new Uint8Array([1])),
+    /population: used after close\(\)/,
   );
 });
 

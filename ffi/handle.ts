@@ -1,0 +1,52 @@
+/**
+ * `NativeHandle`: what every class that owns a native object shares. The object is freed by
+ * `close()` (or `using`), or, as a backstop, when its owner is garbage-collected unclosed.
+ * @module
+ */
+import { NativeError, StatusCode, unwrap } from "./errors.ts";
+import { errorBuffer, native } from "./native.ts";
+
+/** Frees a native handle whose owner was garbage-collected without `close()`. */
+const unclosed = new FinalizationRegistry<bigint>((handle) => {
+  try {
+    native().wna_free(handle, null, 0n);
+  } catch { /* the process is going away */ }
+});
+
+/** A native object owned by this JS object. Free it with `using` or `close()`. */
+export abstract class NativeHandle implements Disposable {
+  #handle: bigint | undefined;
+  readonly #what: string;
+
+  /**
+   * @param handle what the native constructor returned
+   * @param what names the object in the error of a use after `close()`
+   */
+  protected constructor(handle: bigint, what: string) {
+    this.#handle = handle;
+    this.#what = what;
+    unclosed.register(this, handle, this);
+  }
+
+  /** The native handle; throws once closed. */
+  get handle(): bigint {
+    if (this.#handle === undefined) {
+      throw new NativeError(StatusCode.BadHandle, `${this.#what}: used after close()`);
+    }
+    return this.#handle;
+  }
+
+  /** Frees the native object; idempotent. */
+  close(): void {
+    if (this.#handle === undefined) return;
+    const err = errorBuffer();
+    const h = this.#handle;
+    this.#handle = undefined;
+    unclosed.unregister(this);
+    unwrap(native().wna_free(h, err, BigInt(err.length)), err);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
