@@ -28,7 +28,7 @@ export interface MetaOptions {
   epochs?: number;
   /** @default 128 */
   batchSize?: number;
-  /** Adam's learning rate. @default 1e-3 */
+  /** Adam's learning rate. @default 1e-3 (RNN, LSTM) or 1e-4 (Transformer) */
   lr?: number;
   /** Keys the initialisation and the shuffle. @default 0 */
   seed?: number;

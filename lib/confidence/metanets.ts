@@ -181,14 +181,21 @@ function baseline(
 }
 
 /**
- * The folder of one setting's fits: a stored fit is reused only by a run with the same epochs,
- * widths and split.
+ * The version of the meta-networks' training recipe (the native defaults a fit does not name),
+ * raised whenever one changes so that older fits are not reused. 2: the Transformer's learning
+ * rate went from 1e-3 to 1e-4.
+ */
+const RECIPE = 2;
+
+/**
+ * The folder of one setting's fits: a stored fit is reused only by a run with the same recipe,
+ * epochs, widths and split.
  * @param outDir the meta-networks' folder
  * @param o the study's settings
- * @returns `<outDir>/e<epochs>-w<width>-f<feedForward>-s<splitSeed>`
+ * @returns `<outDir>/r<recipe>-e<epochs>-w<width>-f<feedForward>-s<splitSeed>`
  */
 export function fitDir(outDir: string, o: MetaStudyOptions): string {
-  return `${outDir}/e${o.epochs}-w${o.width ?? "default"}-f${
+  return `${outDir}/r${RECIPE}-e${o.epochs}-w${o.width ?? "default"}-f${
     o.feedForward ?? "default"
   }-s${o.splitSeed}`;
 }

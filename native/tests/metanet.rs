@@ -31,7 +31,7 @@ fn options(kind: MetaKind, task: MetaTask) -> MetaOptions {
         feed_forward: 64,
         epochs: 10,
         batch_size: 64,
-        lr: 3e-3,
+        lr: Some(3e-3),
         seed: 1,
     }
 }
@@ -101,4 +101,23 @@ fn bad_rows_are_named() {
     let o = options(MetaKind::Rnn, MetaTask::Regression);
     let e = fit(&o, &x, &y, &[0, 1], &[42], Progress::default()).unwrap_err();
     assert!(e.to_string().contains("row 42 out of range"), "{e}");
+}
+
+#[test]
+fn the_transformer_defaults_to_a_lower_learning_rate() {
+    let parse = |json: &str| {
+        serde_json::from_str::<MetaOptions>(json)
+            .unwrap()
+            .learning_rate()
+    };
+    assert_eq!(parse(r#"{"kind":"lstm","task":"regression"}"#), 1e-3);
+    assert_eq!(parse(r#"{"kind":"rnn","task":"classification"}"#), 1e-3);
+    assert_eq!(
+        parse(r#"{"kind":"transformer","task":"classification"}"#),
+        1e-4
+    );
+    assert_eq!(
+        parse(r#"{"kind":"transformer","task":"regression","lr":0.01}"#),
+        0.01
+    );
 }
