@@ -10,7 +10,7 @@
  */
 import { loadDataset } from "../data/datasets.ts";
 import { ZOO_NETS, ZOO_SCHEDULE } from "../lib/zoo/nets.ts";
-import { Model } from "../ffi/model.ts";
+import { type EpochOptions, Model } from "../ffi/model.ts";
 import { nativeVersion } from "../ffi/native.ts";
 import { parseFlags, runMain } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
@@ -142,47 +142,57 @@ runMain(async () => {
     await f();
     return (performance.now() - t) / 1000;
   };
+  /** A training-epoch row: `m` trains one epoch on the first `count` training images (all by
+   * default), and the peer the same network on the same images. */
+  const trainRow = async (
+    model: string,
+    m: Model,
+    options: Omit<EpochOptions, "totalSteps" | "epoch"> & { batchSize: number },
+    job: Record<string, unknown>,
+    count = train.count,
+  ) => {
+    const s = await timed(() =>
+      m.trainEpoch(train.images.subarray(0, count * 784), train.labels.subarray(0, count), {
+        ...options,
+        totalSteps: Math.ceil(count / options.batchSize),
+        epoch: 0,
+      })
+    );
+    await report("train epoch", model, count / s, {
+      task: "train",
+      images: `${cache}/images.npy`,
+      labels: `${cache}/labels.npy`,
+      batchSize: options.batchSize,
+      ...job,
+    });
+  };
+  /** A white-noise row: noise, forward, softmax and the per-class sums, without STAs. */
+  const noiseRow = async (model: string, m: Model, samples: number, job = {}) => {
+    const s = await timed(() =>
+      m.analyse(null, { samples, batchSize: 1000, staSamples: 0, layers: [] })
+    );
+    await report("noise", model, samples / s, { task: "noise", samples, batchSize: 1000, ...job });
+  };
 
   // 1. One training epoch of smaller (Adam, batch 128), the whole training set.
   {
     using m = Model.create("smaller", { seed: 0, mean, std });
-    const s = await timed(() =>
-      m.trainEpoch(train.images, train.labels, {
-        totalSteps: Math.ceil(train.count / 128),
-        epoch: 0,
-        batchSize: 128,
-      })
-    );
-    await report("train epoch", "smaller", train.count / s, {
-      task: "train",
-      images: `${cache}/images.npy`,
-      labels: `${cache}/labels.npy`,
-      batchSize: 128,
-    });
+    await trainRow("smaller", m, { batchSize: 128 }, {});
   }
   // 1b. One training epoch of zoo nets 2 (MLP, batch norm) and 11.1 (CNN, BN2d, avg pool), with
   // the zoo's schedule: batch 64, constant learning rate, no weight decay.
   for (const id of ["2", "11.1"]) {
     const net = ZOO_NETS.find((n) => n.id === id)!;
     using m = Model.create(net.spec, { seed: 0, mean, std });
-    const batchSize = ZOO_SCHEDULE.batchSize;
-    const s = await timed(() =>
-      m.trainEpoch(train.images, train.labels, {
-        totalSteps: Math.ceil(train.count / batchSize),
-        epoch: 0,
-        batchSize,
-        lrMax: net.lr,
-        lrMin: net.lr,
-        weightDecay: 0,
-        optimizer: net.optimizer,
-      })
-    );
-    await report("train epoch", `zoo ${id}`, train.count / s, {
-      task: "train",
+    const options = {
+      batchSize: ZOO_SCHEDULE.batchSize,
+      lrMax: net.lr,
+      lrMin: net.lr,
+      weightDecay: 0,
+      optimizer: net.optimizer,
+    };
+    await trainRow(`zoo ${id}`, m, options, {
       spec: net.spec,
-      images: `${cache}/images.npy`,
-      labels: `${cache}/labels.npy`,
-      batchSize,
       optimizer: net.optimizer,
       lr: net.lr,
       weightDecay: 0,
@@ -200,11 +210,7 @@ runMain(async () => {
       batchSize: 1000,
     });
     // 3. White-noise analysis: noise, forward, softmax, per-class sums (three variants).
-    const samples = sizes.noise[name];
-    const sn = await timed(() =>
-      m.analyse(null, { samples, batchSize: 1000, staSamples: 0, layers: [] })
-    );
-    await report("noise", name, samples / sn, { task: "noise", samples, batchSize: 1000 });
+    await noiseRow(name, m, sizes.noise[name]);
   }
   // 3a. The recurrent built-ins (28 rows through two layers of 128): a training epoch on the
   // first images, and white noise. PyTorch runs nn.RNN and nn.LSTM, its fused CPU kernels.
@@ -212,26 +218,8 @@ runMain(async () => {
     using m = Model.create(name, { seed: 0, mean, std });
     const spec = m.info().spec;
     const limit = sizes.recurrentTrain;
-    const s = await timed(() =>
-      m.trainEpoch(train.images.subarray(0, limit * 784), train.labels.subarray(0, limit), {
-        totalSteps: Math.ceil(limit / 128),
-        epoch: 0,
-        batchSize: 128,
-      })
-    );
-    await report("train epoch", name, limit / s, {
-      task: "train",
-      spec,
-      images: `${cache}/images.npy`,
-      labels: `${cache}/labels.npy`,
-      limit,
-      batchSize: 128,
-    });
-    const samples = sizes.noise.recurrent;
-    const sn = await timed(() =>
-      m.analyse(null, { samples, batchSize: 1000, staSamples: 0, layers: [] })
-    );
-    await report("noise", name, samples / sn, { task: "noise", spec, samples, batchSize: 1000 });
+    await trainRow(name, m, { batchSize: 128 }, { spec, limit }, limit);
+    await noiseRow(name, m, sizes.noise.recurrent, { spec });
   }
   // 3b. One epoch of the MLP GAN (deno task gan's default): D on real and fake, then G.
   {
