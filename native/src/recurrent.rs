@@ -122,26 +122,23 @@ impl Recurrent {
                 Some((b_ih, b_hh)) => Some((b_ih + b_hh)?),
                 None => None,
             };
-            x = match fused {
-                true => {
-                    let bias = match bias {
-                        Some(b) => b,
-                        None => Tensor::zeros(rows, inputs.dtype(), inputs.device())?,
-                    };
-                    let lstm = self.cell == Cell::Lstm;
-                    inputs.contiguous()?.apply_op3(
-                        &layer.w_hh.contiguous()?,
-                        &bias,
-                        Recurrence { lstm },
-                    )?
-                }
-                false => {
-                    let inputs = match bias {
-                        Some(b) => inputs.broadcast_add(&b)?,
-                        None => inputs,
-                    };
-                    self.time_loop(layer, &inputs)?
-                }
+            x = if fused {
+                let bias = match bias {
+                    Some(b) => b,
+                    None => Tensor::zeros(rows, inputs.dtype(), inputs.device())?,
+                };
+                let lstm = self.cell == Cell::Lstm;
+                inputs.contiguous()?.apply_op3(
+                    &layer.w_hh.contiguous()?,
+                    &bias,
+                    Recurrence { lstm },
+                )?
+            } else {
+                let inputs = match bias {
+                    Some(b) => inputs.broadcast_add(&b)?,
+                    None => inputs,
+                };
+                self.time_loop(layer, &inputs)?
             };
         }
         Ok(x)

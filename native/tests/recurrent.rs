@@ -388,9 +388,10 @@ fn the_fused_time_loop_matches_candles_ops_forward_and_backward() -> R {
         )?;
         let run = |fused: bool| -> wna::Result<(Vec<f32>, Vec<Vec<f32>>)> {
             let xv = Var::from_vec(x.clone(), (batch, steps, 7), &Device::Cpu)?;
-            let out = match fused {
-                true => net.forward(xv.as_tensor())?,
-                false => net.forward_unfused(xv.as_tensor())?,
+            let out = if fused {
+                net.forward(xv.as_tensor())?
+            } else {
+                net.forward_unfused(xv.as_tensor())?
             };
             let grads = (&out * &weights)?.sum_all()?.backward()?;
             let mut all = vec![grads
