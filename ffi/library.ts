@@ -28,6 +28,7 @@ function mtime(path: string): number {
 function newestSource(): number {
   let newest = mtime(new URL("native/Cargo.toml", root).pathname);
   const walk = (dir: string) => {
+    if (mtime(dir) < 0) return;
     for (const e of Deno.readDirSync(dir)) {
       const p = `${dir}/${e.name}`;
       if (e.isDirectory) walk(p);
@@ -35,6 +36,8 @@ function newestSource(): number {
     }
   };
   walk(new URL("native/src", root).pathname);
+  // The patched candle-core (native/vendor) is built into the library too.
+  walk(new URL("native/vendor", root).pathname);
   return newest;
 }
 
@@ -99,7 +102,7 @@ export function resolveLibrary(device: "cpu" | "cuda" | "auto" = "cpu"): string 
   const built = mtime(cpu);
   const hasSources = mtime(new URL("native/src", root).pathname) >= 0;
   if (hasSources && (built < 0 || built < newestSource())) {
-    buildNative(built < 0 ? "not built yet" : "native/src changed");
+    buildNative(built < 0 ? "not built yet" : "native sources changed");
   }
   if (mtime(cpu) >= 0) return cpu;
   throw new LibraryNotFoundError(
