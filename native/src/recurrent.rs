@@ -4,7 +4,7 @@
 //! `native/tests/recurrent.rs` checks the forward pass and every gradient against direct loops.
 
 use crate::error::Result;
-use crate::kernels::Recurrence;
+use crate::kernels::{Linear, Recurrence};
 use candle_core::{DType, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
@@ -40,13 +40,18 @@ struct Layer {
 impl Layer {
     /// The input's share of every step's gates, `x W_ih^T`, in one matmul:
     /// `[batch, steps, gates * hidden]`.
-    fn input_share(&self, x: &Tensor) -> Result<Tensor> {
+    /// `x W_ih^T` for every step, `[batch, steps, rows]`; `fused` runs it through wna's linear
+    /// kernel (a zero bias: the recurrence adds the biases) rather than candle's matmul.
+    fn input_share(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
         let (b, steps, input) = x.dims3()?;
         let rows = self.w_ih.dim(0)?;
-        let inputs = x
-            .contiguous()?
-            .reshape((b * steps, input))?
-            .matmul(&self.w_ih.t()?)?;
+        let x = x.contiguous()?.reshape((b * steps, input))?;
+        let inputs = if fused {
+            let zero = Tensor::zeros(rows, x.dtype(), x.device())?;
+            x.apply_op3(&self.w_ih, &zero, Linear)?
+        } else {
+            x.matmul(&self.w_ih.t()?)?
+        };
         Ok(inputs.reshape((b, steps, rows))?)
     }
 }
@@ -116,7 +121,7 @@ impl Recurrent {
     fn forward_with(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
         let mut x = x.clone();
         for layer in &self.layers {
-            let inputs = layer.input_share(&x)?;
+            let inputs = layer.input_share(&x, fused)?;
             let rows = layer.w_hh.dim(0)?;
             let bias = match &layer.bias {
                 Some((b_ih, b_hh)) => Some((b_ih + b_hh)?),
