@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 /// Batch rows per task. Fixed rather than per core, so that the weight gradients' summation
 /// order, and with it every bit of a trained model, is the same on every machine.
-const ROWS_PER_TASK: usize = 32;
+const ROWS_PER_TASK: usize = 64;
 
 /// The time loop of a tanh RNN (`lstm: false`) or an LSTM layer.
 pub struct Recurrence {
@@ -151,11 +151,12 @@ fn run_rows(
     };
     let mut gates = vec![0f32; batch * rows];
     for t in 0..steps {
-        for (b, row) in gates.chunks_mut(rows).enumerate() {
+        for b in 0..batch {
+            let row = &mut gates[b * rows..][..rows];
             let input = &inputs[(b * steps + t) * rows..][..rows];
-            row.iter_mut()
-                .zip(input.iter().zip(bias))
-                .for_each(|(g, (x, b))| *g = x + b);
+            for u in 0..rows {
+                row[u] = input[u] + bias[u];
+            }
         }
         let (before, now) = states.split_at_mut(t * batch * h);
         if t > 0 {
@@ -187,10 +188,9 @@ fn run_rows(
                 act.copy_from_slice(&gates);
             }
         } else {
-            state
-                .iter_mut()
-                .zip(&gates)
-                .for_each(|(s, &g)| *s = tanh(g));
+            for (s, &g) in state.iter_mut().zip(&gates) {
+                *s = tanh(g);
+            }
         }
     }
     Trace {
@@ -210,39 +210,42 @@ fn lstm_step(
     cell: &mut [f32],
     state: &mut [f32],
 ) {
-    gates
-        .chunks_mut(4 * h)
-        .zip(cell.chunks_mut(h))
-        .zip(state.chunks_mut(h))
-        .enumerate()
-        .for_each(|(b, ((g, c), s))| {
-            // Activations in place, each gate a plain map over its slice (vectorised).
-            let (ifg, o) = g.split_at_mut(3 * h);
-            let (i_f, cand) = ifg.split_at_mut(2 * h);
-            // Separate loops, not a chained iterator: a chain does not vectorise.
-            i_f.iter_mut().for_each(|v| *v = sigmoid(*v));
-            o.iter_mut().for_each(|v| *v = sigmoid(*v));
-            cand.iter_mut().for_each(|v| *v = tanh(*v));
-            let (i, f) = i_f.split_at(h);
-            let (i, f, cand, o) = (&i[..h], &f[..h], &cand[..h], &o[..h]);
-            match c_prev {
-                Some(p) => {
-                    let p = &p[b * h..][..h];
-                    for u in 0..h {
-                        c[u] = f[u] * p[u] + i[u] * cand[u];
-                    }
-                }
-                None => {
-                    for u in 0..h {
-                        c[u] = i[u] * cand[u];
-                    }
+    // Plain `for` loops throughout: an iterator adapter's `fold` can stay out of line, and
+    // then runs without the AVX2 build's target features.
+    for b in 0..cell.len() / h {
+        let g = &mut gates[b * 4 * h..][..4 * h];
+        let (ifg, o) = g.split_at_mut(3 * h);
+        let (i_f, cand) = ifg.split_at_mut(2 * h);
+        for v in i_f.iter_mut() {
+            *v = sigmoid(*v);
+        }
+        for v in o.iter_mut() {
+            *v = sigmoid(*v);
+        }
+        for v in cand.iter_mut() {
+            *v = tanh(*v);
+        }
+        let (i, f) = i_f.split_at(h);
+        let (i, f, cand, o) = (&i[..h], &f[..h], &cand[..h], &o[..h]);
+        let c = &mut cell[b * h..][..h];
+        match c_prev {
+            Some(p) => {
+                let p = &p[b * h..][..h];
+                for u in 0..h {
+                    c[u] = f[u] * p[u] + i[u] * cand[u];
                 }
             }
-            let c = &c[..h];
-            for u in 0..h {
-                s[u] = o[u] * tanh(c[u]);
+            None => {
+                for u in 0..h {
+                    c[u] = i[u] * cand[u];
+                }
             }
-        });
+        }
+        let s = &mut state[b * h..][..h];
+        for u in 0..h {
+            s[u] = o[u] * tanh(c[u]);
+        }
+    }
 }
 
 impl CustomOp3 for Recurrence {
@@ -436,47 +439,50 @@ impl RecurrenceGrad {
                 let cell = &trace.cells[t * batch * h..][..batch * h];
                 let c_prev = (t > 0).then(|| &trace.cells[(t - 1) * batch * h..][..batch * h]);
                 let act = &trace.acts[t * batch * rows..][..batch * rows];
-                d_gates
-                    .chunks_mut(rows)
-                    .zip(dc_next.chunks_mut(h))
-                    .enumerate()
-                    .for_each(|(b, (dg, dc_row))| {
-                        // Every operand as a slice of exactly h, so the loop vectorises.
-                        let a = &act[b * rows..][..rows];
-                        let (a_i, a_f, a_g, a_o) =
-                            (&a[..h], &a[h..2 * h], &a[2 * h..3 * h], &a[3 * h..]);
-                        let (dg_i, rest) = dg.split_at_mut(h);
-                        let (dg_f, rest) = rest.split_at_mut(h);
-                        let (dg_g, dg_o) = rest.split_at_mut(h);
-                        let g_out = &grad[(b * steps + t) * h..][..h];
-                        let dh_in = &dh_next[b * h..][..h];
-                        let cell_b = &cell[b * h..][..h];
-                        let before_b = c_prev.map_or(&no_cell[..], |p| &p[b * h..][..h]);
-                        let dc_row = &mut dc_row[..h];
-                        for u in 0..h {
-                            let dh = g_out[u] + dh_in[u];
-                            let (i, f, g, o) = (a_i[u], a_f[u], a_g[u], a_o[u]);
-                            let tc = tanh(cell_b[u]);
-                            let dc = dc_row[u] + dh * o * (1.0 - tc * tc);
-                            dg_i[u] = dc * g * i * (1.0 - i);
-                            dg_f[u] = dc * before_b[u] * f * (1.0 - f);
-                            dg_g[u] = dc * i * (1.0 - g * g);
-                            dg_o[u] = dh * tc * o * (1.0 - o);
-                            dc_row[u] = dc * f;
-                        }
-                    });
-            } else {
-                d_gates.chunks_mut(rows).enumerate().for_each(|(b, dg)| {
+                // Plain `for` loops, as in `lstm_step`, and every operand a slice of exactly h,
+                // so the loop vectorises in the AVX2 build.
+                for b in 0..batch {
+                    let dg = &mut d_gates[b * rows..][..rows];
+                    let dc_row = &mut dc_next[b * h..][..h];
+                    let a = &act[b * rows..][..rows];
+                    let (a_i, a_f, a_g, a_o) =
+                        (&a[..h], &a[h..2 * h], &a[2 * h..3 * h], &a[3 * h..]);
+                    let (dg_i, rest) = dg.split_at_mut(h);
+                    let (dg_f, rest) = rest.split_at_mut(h);
+                    let (dg_g, dg_o) = rest.split_at_mut(h);
+                    let g_out = &grad[(b * steps + t) * h..][..h];
+                    let dh_in = &dh_next[b * h..][..h];
+                    let cell_b = &cell[b * h..][..h];
+                    let before_b = c_prev.map_or(&no_cell[..], |p| &p[b * h..][..h]);
                     for u in 0..h {
-                        let dh = grad[(b * steps + t) * h + u] + dh_next[b * h + u];
-                        let s = state[b * h + u];
-                        dg[u] = dh * (1.0 - s * s);
+                        let dh = g_out[u] + dh_in[u];
+                        let (i, f, g, o) = (a_i[u], a_f[u], a_g[u], a_o[u]);
+                        let tc = tanh(cell_b[u]);
+                        let dc = dc_row[u] + dh * o * (1.0 - tc * tc);
+                        dg_i[u] = dc * g * i * (1.0 - i);
+                        dg_f[u] = dc * before_b[u] * f * (1.0 - f);
+                        dg_g[u] = dc * i * (1.0 - g * g);
+                        dg_o[u] = dh * tc * o * (1.0 - o);
+                        dc_row[u] = dc * f;
                     }
-                });
+                }
+            } else {
+                for b in 0..batch {
+                    let dg = &mut d_gates[b * rows..][..h];
+                    let g_out = &grad[(b * steps + t) * h..][..h];
+                    let dh_in = &dh_next[b * h..][..h];
+                    let s = &state[b * h..][..h];
+                    for u in 0..h {
+                        dg[u] = (g_out[u] + dh_in[u]) * (1.0 - s[u] * s[u]);
+                    }
+                }
             }
-            for (b, dg) in d_gates.chunks(rows).enumerate() {
+            for b in 0..batch {
+                let dg = &d_gates[b * rows..][..rows];
                 d_inputs[(b * steps + t) * rows..][..rows].copy_from_slice(dg);
-                d_bias.iter_mut().zip(dg).for_each(|(s, g)| *s += g);
+                for u in 0..rows {
+                    d_bias[u] += dg[u];
+                }
             }
             if t > 0 {
                 let prev = &trace.states[(t - 1) * batch * h..][..batch * h];
