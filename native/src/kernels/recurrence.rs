@@ -212,7 +212,7 @@ fn lstm_step(
 ) {
     // Plain `for` loops throughout: an iterator adapter's `fold` can stay out of line, and
     // then runs without the AVX2 build's target features.
-    for b in 0..cell.len() / h {
+    for b in 0..cell.len() / h.max(1) {
         let g = &mut gates[b * 4 * h..][..4 * h];
         let (ifg, o) = g.split_at_mut(3 * h);
         let (i_f, cand) = ifg.split_at_mut(2 * h);
