@@ -38,10 +38,9 @@ struct Layer {
 }
 
 impl Layer {
-    /// The input's share of every step's gates, `x W_ih^T`, in one matmul:
-    /// `[batch, steps, gates * hidden]`.
-    /// `x W_ih^T` for every step, `[batch, steps, rows]`; `fused` runs it through wna's linear
-    /// kernel (a zero bias: the recurrence adds the biases) rather than candle's matmul.
+    /// The input's share of every step's gates, `x W_ih^T`, in one product:
+    /// `[batch, steps, gates * hidden]`. `fused` runs it through wna's linear kernel (a zero
+    /// bias: the recurrence adds the biases) rather than candle's matmul.
     fn input_share(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
         let (b, steps, input) = x.dims3()?;
         let rows = self.w_ih.dim(0)?;

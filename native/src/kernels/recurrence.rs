@@ -37,6 +37,47 @@ struct Dims {
     rows: usize,
 }
 
+impl Dims {
+    /// Values in one task's share of a `[batch, steps, width]` tensor (at least 1: rayon's
+    /// chunks must not be empty).
+    fn task_len(&self, width: usize) -> usize {
+        (ROWS_PER_TASK * self.steps * width).max(1)
+    }
+
+    /// The dims of the task whose share of the gates' inputs is `inputs`.
+    fn of_task(&self, inputs: &[f32]) -> Dims {
+        Dims {
+            batch: inputs.len() / (self.steps * self.rows),
+            ..*self
+        }
+    }
+}
+
+/// `fn $name` runs `$body` compiled for AVX2 (`$fast`) where the CPU has it, and the baseline
+/// build elsewhere. The library targets the baseline x86-64, where the element-wise passes (the
+/// gates' `exp`) ran 4 wide on SSE. No FMA: the results stay bit for bit the baseline build's.
+/// `$body` must be `#[inline(always)]`, and use plain `for` loops: an iterator adapter's `fold`
+/// can stay out of line, and then runs without the target features.
+macro_rules! avx2_dispatch {
+    ($(#[$doc:meta])* fn $name:ident / $fast:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has just been checked for AVX2.
+                return unsafe { $fast($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $fast($($arg: $ty),*) -> $ret {
+            $body($($arg),*)
+        }
+    };
+}
+
 fn dims(lstm: bool, inputs: &Layout, w_hh: &Layout) -> CResult<Dims> {
     let (batch, steps, rows) = inputs.shape().dims3()?;
     let (w_rows, hidden) = w_hh.shape().dims2()?;
@@ -98,29 +139,16 @@ struct Trace {
     acts: Vec<f32>,
 }
 
-fn run(lstm: bool, d: &Dims, inputs: &[f32], w_hh: &[f32], bias: &[f32], keep_acts: bool) -> Trace {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has just been checked for AVX2.
-        return unsafe { run_avx2(lstm, d, inputs, w_hh, bias, keep_acts) };
-    }
-    run_rows(lstm, d, inputs, w_hh, bias, keep_acts)
-}
-
-/// [`run_rows`] compiled for AVX2. The library targets the baseline x86-64, where the
-/// element-wise passes (the gates' `exp`) ran 4 wide on SSE. No FMA: the results stay bit for
-/// bit those of the baseline build.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn run_avx2(
-    lstm: bool,
-    d: &Dims,
-    inputs: &[f32],
-    w_hh: &[f32],
-    bias: &[f32],
-    keep_acts: bool,
-) -> Trace {
-    run_rows(lstm, d, inputs, w_hh, bias, keep_acts)
+avx2_dispatch! {
+    /// The forward pass over a run of batch rows.
+    fn run / run_avx2 = run_rows(
+        lstm: bool,
+        d: &Dims,
+        inputs: &[f32],
+        w_hh: &[f32],
+        bias: &[f32],
+        keep_acts: bool,
+    ) -> Trace
 }
 
 #[inline(always)]
@@ -210,8 +238,6 @@ fn lstm_step(
     cell: &mut [f32],
     state: &mut [f32],
 ) {
-    // Plain `for` loops throughout: an iterator adapter's `fold` can stay out of line, and
-    // then runs without the AVX2 build's target features.
     for b in 0..cell.len() / h.max(1) {
         let g = &mut gates[b * 4 * h..][..4 * h];
         let (ifg, o) = g.split_at_mut(3 * h);
@@ -276,13 +302,10 @@ impl CustomOp3 for Recurrence {
             rows,
         } = d;
         let mut out = vec![0f32; batch * steps * h];
-        out.par_chunks_mut((ROWS_PER_TASK * steps * h).max(1))
-            .zip(inputs.par_chunks((ROWS_PER_TASK * steps * rows).max(1)))
+        out.par_chunks_mut(d.task_len(h))
+            .zip(inputs.par_chunks(d.task_len(rows)))
             .for_each(|(out, inputs)| {
-                let chunk = Dims {
-                    batch: inputs.len() / (steps * rows),
-                    ..d
-                };
+                let chunk = d.of_task(inputs);
                 let trace = run(self.lstm, &chunk, inputs, w_hh, bias, false);
                 // Time-major to [batch, steps, hidden].
                 for (t, step) in trace.states.chunks(chunk.batch * h).enumerate() {
@@ -359,15 +382,11 @@ impl CustomOp3 for RecurrenceGrad {
         let n_inputs = batch * steps * rows;
         let mut d_inputs = vec![0f32; n_inputs];
         let partials: Vec<Vec<f32>> = d_inputs
-            .par_chunks_mut((ROWS_PER_TASK * steps * rows).max(1))
-            .zip(inputs.par_chunks((ROWS_PER_TASK * steps * rows).max(1)))
-            .zip(grad.par_chunks((ROWS_PER_TASK * steps * h).max(1)))
+            .par_chunks_mut(d.task_len(rows))
+            .zip(inputs.par_chunks(d.task_len(rows)))
+            .zip(grad.par_chunks(d.task_len(h)))
             .map(|((d_inputs, inputs), grad)| {
-                let chunk = Dims {
-                    batch: inputs.len() / (steps * rows),
-                    ..d
-                };
-                self.backward_rows(&chunk, inputs, w_hh, grad, d_inputs)
+                backward_rows(self, &d.of_task(inputs), inputs, w_hh, grad, d_inputs)
             })
             .collect();
         let mut out = d_inputs;
@@ -377,141 +396,119 @@ impl CustomOp3 for RecurrenceGrad {
     }
 }
 
-impl RecurrenceGrad {
+avx2_dispatch! {
     /// Backward through time over a run of batch rows: writes their inputs' gradient and
     /// returns their share of the `W_hh` and bias gradients, `[rows * hidden + rows]`.
-    fn backward_rows(
-        &self,
+    fn backward_rows / backward_rows_avx2 = backward_through_time(
+        op: &RecurrenceGrad,
         d: &Dims,
         inputs: &[f32],
         w_hh: &[f32],
         grad: &[f32],
         d_inputs: &mut [f32],
-    ) -> Vec<f32> {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has just been checked for AVX2.
-            return unsafe { self.backward_rows_avx2(d, inputs, w_hh, grad, d_inputs) };
-        }
-        self.backward_through_time(d, inputs, w_hh, grad, d_inputs)
-    }
+    ) -> Vec<f32>
+}
 
-    /// [`Self::backward_through_time`] compiled for AVX2, as [`run_avx2`].
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn backward_rows_avx2(
-        &self,
-        d: &Dims,
-        inputs: &[f32],
-        w_hh: &[f32],
-        grad: &[f32],
-        d_inputs: &mut [f32],
-    ) -> Vec<f32> {
-        self.backward_through_time(d, inputs, w_hh, grad, d_inputs)
-    }
-
-    #[inline(always)]
-    fn backward_through_time(
-        &self,
-        d: &Dims,
-        inputs: &[f32],
-        w_hh: &[f32],
-        grad: &[f32],
-        d_inputs: &mut [f32],
-    ) -> Vec<f32> {
-        let Dims {
-            batch,
-            steps,
-            hidden: h,
-            rows,
-        } = *d;
-        let trace = run(self.lstm, d, inputs, w_hh, &self.bias, true);
-        let mut weights = vec![0f32; rows * h + rows];
-        let (d_w_hh, d_bias) = weights.split_at_mut(rows * h);
-        let mut dh_next = vec![0f32; batch * h];
-        let mut dc_next = vec![0f32; if self.lstm { batch * h } else { 0 }];
-        let mut d_gates = vec![0f32; batch * rows];
-        // The cell state before the first step.
-        let no_cell = vec![0f32; h];
-        for t in (0..steps).rev() {
-            let state = &trace.states[t * batch * h..][..batch * h];
-            if self.lstm {
-                let cell = &trace.cells[t * batch * h..][..batch * h];
-                let c_prev = (t > 0).then(|| &trace.cells[(t - 1) * batch * h..][..batch * h]);
-                let act = &trace.acts[t * batch * rows..][..batch * rows];
-                // Plain `for` loops, as in `lstm_step`, and every operand a slice of exactly h,
-                // so the loop vectorises in the AVX2 build.
-                for b in 0..batch {
-                    let dg = &mut d_gates[b * rows..][..rows];
-                    let dc_row = &mut dc_next[b * h..][..h];
-                    let a = &act[b * rows..][..rows];
-                    let (a_i, a_f, a_g, a_o) =
-                        (&a[..h], &a[h..2 * h], &a[2 * h..3 * h], &a[3 * h..]);
-                    let (dg_i, rest) = dg.split_at_mut(h);
-                    let (dg_f, rest) = rest.split_at_mut(h);
-                    let (dg_g, dg_o) = rest.split_at_mut(h);
-                    let g_out = &grad[(b * steps + t) * h..][..h];
-                    let dh_in = &dh_next[b * h..][..h];
-                    let cell_b = &cell[b * h..][..h];
-                    let before_b = c_prev.map_or(&no_cell[..], |p| &p[b * h..][..h]);
-                    for u in 0..h {
-                        let dh = g_out[u] + dh_in[u];
-                        let (i, f, g, o) = (a_i[u], a_f[u], a_g[u], a_o[u]);
-                        let tc = tanh(cell_b[u]);
-                        let dc = dc_row[u] + dh * o * (1.0 - tc * tc);
-                        dg_i[u] = dc * g * i * (1.0 - i);
-                        dg_f[u] = dc * before_b[u] * f * (1.0 - f);
-                        dg_g[u] = dc * i * (1.0 - g * g);
-                        dg_o[u] = dh * tc * o * (1.0 - o);
-                        dc_row[u] = dc * f;
-                    }
-                }
-            } else {
-                for b in 0..batch {
-                    let dg = &mut d_gates[b * rows..][..h];
-                    let g_out = &grad[(b * steps + t) * h..][..h];
-                    let dh_in = &dh_next[b * h..][..h];
-                    let s = &state[b * h..][..h];
-                    for u in 0..h {
-                        dg[u] = (g_out[u] + dh_in[u]) * (1.0 - s[u] * s[u]);
-                    }
-                }
-            }
+#[inline(always)]
+fn backward_through_time(
+    op: &RecurrenceGrad,
+    d: &Dims,
+    inputs: &[f32],
+    w_hh: &[f32],
+    grad: &[f32],
+    d_inputs: &mut [f32],
+) -> Vec<f32> {
+    let Dims {
+        batch,
+        steps,
+        hidden: h,
+        rows,
+    } = *d;
+    let trace = run(op.lstm, d, inputs, w_hh, &op.bias, true);
+    let mut weights = vec![0f32; rows * h + rows];
+    let (d_w_hh, d_bias) = weights.split_at_mut(rows * h);
+    let mut dh_next = vec![0f32; batch * h];
+    let mut dc_next = vec![0f32; if op.lstm { batch * h } else { 0 }];
+    let mut d_gates = vec![0f32; batch * rows];
+    // The cell state before the first step.
+    let no_cell = vec![0f32; h];
+    for t in (0..steps).rev() {
+        let state = &trace.states[t * batch * h..][..batch * h];
+        if op.lstm {
+            let cell = &trace.cells[t * batch * h..][..batch * h];
+            let c_prev = (t > 0).then(|| &trace.cells[(t - 1) * batch * h..][..batch * h]);
+            let act = &trace.acts[t * batch * rows..][..batch * rows];
+            // Plain `for` loops, as in `lstm_step`, and every operand a slice of exactly h,
+            // so the loop vectorises in the AVX2 build.
             for b in 0..batch {
-                let dg = &d_gates[b * rows..][..rows];
-                d_inputs[(b * steps + t) * rows..][..rows].copy_from_slice(dg);
-                for u in 0..rows {
-                    d_bias[u] += dg[u];
+                let dg = &mut d_gates[b * rows..][..rows];
+                let dc_row = &mut dc_next[b * h..][..h];
+                let a = &act[b * rows..][..rows];
+                let (a_i, a_f, a_g, a_o) = (&a[..h], &a[h..2 * h], &a[2 * h..3 * h], &a[3 * h..]);
+                let (dg_i, rest) = dg.split_at_mut(h);
+                let (dg_f, rest) = rest.split_at_mut(h);
+                let (dg_g, dg_o) = rest.split_at_mut(h);
+                let g_out = &grad[(b * steps + t) * h..][..h];
+                let dh_in = &dh_next[b * h..][..h];
+                let cell_b = &cell[b * h..][..h];
+                let before_b = c_prev.map_or(&no_cell[..], |p| &p[b * h..][..h]);
+                for u in 0..h {
+                    let dh = g_out[u] + dh_in[u];
+                    let (i, f, g, o) = (a_i[u], a_f[u], a_g[u], a_o[u]);
+                    let tc = tanh(cell_b[u]);
+                    let dc = dc_row[u] + dh * o * (1.0 - tc * tc);
+                    dg_i[u] = dc * g * i * (1.0 - i);
+                    dg_f[u] = dc * before_b[u] * f * (1.0 - f);
+                    dg_g[u] = dc * i * (1.0 - g * g);
+                    dg_o[u] = dh * tc * o * (1.0 - o);
+                    dc_row[u] = dc * f;
                 }
             }
-            if t > 0 {
-                let prev = &trace.states[(t - 1) * batch * h..][..batch * h];
-                // dh_{t-1} = dG_t W_hh
-                matmul(
-                    (batch, h, rows),
-                    &mut dh_next,
-                    (h, 1),
-                    false,
-                    &d_gates,
-                    (rows, 1),
-                    w_hh,
-                    (h, 1),
-                );
-                // dW_hh += dG_t^T h_{t-1}
-                matmul(
-                    (rows, h, batch),
-                    d_w_hh,
-                    (h, 1),
-                    true,
-                    &d_gates,
-                    (1, rows),
-                    prev,
-                    (h, 1),
-                );
+        } else {
+            for b in 0..batch {
+                let dg = &mut d_gates[b * rows..][..h];
+                let g_out = &grad[(b * steps + t) * h..][..h];
+                let dh_in = &dh_next[b * h..][..h];
+                let s = &state[b * h..][..h];
+                for u in 0..h {
+                    dg[u] = (g_out[u] + dh_in[u]) * (1.0 - s[u] * s[u]);
+                }
             }
         }
-        weights
+        for b in 0..batch {
+            let dg = &d_gates[b * rows..][..rows];
+            d_inputs[(b * steps + t) * rows..][..rows].copy_from_slice(dg);
+            for u in 0..rows {
+                d_bias[u] += dg[u];
+            }
+        }
+        if t > 0 {
+            let prev = &trace.states[(t - 1) * batch * h..][..batch * h];
+            // dh_{t-1} = dG_t W_hh
+            matmul(
+                (batch, h, rows),
+                &mut dh_next,
+                (h, 1),
+                false,
+                &d_gates,
+                (rows, 1),
+                w_hh,
+                (h, 1),
+            );
+            // dW_hh += dG_t^T h_{t-1}
+            matmul(
+                (rows, h, batch),
+                d_w_hh,
+                (h, 1),
+                true,
+                &d_gates,
+                (1, rows),
+                prev,
+                (h, 1),
+            );
+        }
     }
+    weights
 }
 
 #[cfg(test)]
