@@ -96,9 +96,11 @@ fn values(t: &Tensor) -> Vec<f32> {
 fn conv2d_matches_direct_loops_forward_and_backward() -> R {
     for (n, k, stride, pad, size) in [
         (3, 3, 1, 0, 9),
-        // 13 images of 7x7 outputs: chunks of 6, 6 and 1 images per gemm.
+        // 13 images of 7x7 outputs: groups of 10 and 3 images per product.
         (13, 3, 1, 0, 9),
         (3, 3, 1, 1, 8),
+        // `larger`'s same-size 3x3 convs at 7x7 (the shifted-run patch path), in two groups.
+        (13, 3, 1, 1, 7),
         (3, 3, 2, 1, 9),
         (3, 7, 2, 3, 14),
         (3, 1, 2, 0, 8),

@@ -1,8 +1,14 @@
-//! 2-D convolution with its input and weight gradients: per-image im2col into `gemm`.
+//! 2-D convolution with its input and weight gradients: im2col into `gemm`, a few images per
+//! product. Grouping matters for `larger`'s 7x7 and 14x14 planes: one image gives the matrix
+//! kernel only 49 or 196 columns and re-packs the whole kernel for them; ten images side by side
+//! made `larger`'s inference about 1.4x and its training about 1.7x faster (2026-12-02).
 
-use super::{f32_slice, images_per_task, matmul, sum_in_order, CResult};
+use super::{f32_slice, images_per_task, matmul, sum_in_order, with_scratch, CResult};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
+
+/// Columns (images x output positions) a grouped product aims for.
+const GROUP_COLUMNS: usize = 512;
 
 /// Shapes of one 2-D convolution (square stride and padding, no dilation or groups).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,15 +68,21 @@ impl ConvGeometry {
         first..end
     }
 
-    /// One image's patches as a `[taps, positions]` matrix; padding reads as zero.
-    fn im2col(&self, image: &[f32], col: &mut [f32]) {
+    /// One image's patches as the columns of a `[taps, positions]` block whose rows lie
+    /// `row_stride` apart (`positions` for one image, more when images share the matrix);
+    /// padding reads as zero.
+    fn im2col(&self, image: &[f32], col: &mut [f32], row_stride: usize) {
         let (oh, ow, p) = (self.out_h(), self.out_w(), self.positions());
+        let valid: Vec<_> = (0..self.kernel_w).map(|kx| self.valid_ox(kx)).collect();
+        if self.stride == 1 && (oh, ow) == (self.height, self.width) {
+            return self.im2col_same(image, col, row_stride, &valid);
+        }
         for ci in 0..self.c_in {
             let plane = &image[ci * self.height * self.width..][..self.height * self.width];
             for ky in 0..self.kernel_h {
-                for kx in 0..self.kernel_w {
-                    let row = &mut col[((ci * self.kernel_h + ky) * self.kernel_w + kx) * p..][..p];
-                    let valid = self.valid_ox(kx);
+                for (kx, valid) in valid.iter().enumerate() {
+                    let tap = (ci * self.kernel_h + ky) * self.kernel_w + kx;
+                    let row = &mut col[tap * row_stride..][..p];
                     for oy in 0..oh {
                         let out = &mut row[oy * ow..][..ow];
                         let Some(iy) = self.source_y(oy, ky) else {
@@ -94,16 +106,61 @@ impl ConvGeometry {
         }
     }
 
-    /// Adds a `[taps, positions]` matrix of patch gradients back onto one image's gradient.
-    fn col2im(&self, col: &[f32], image: &mut [f32]) {
+    /// [`Self::im2col`] for a stride-1 convolution whose output is as large as its input: each
+    /// patch row is then the input plane shifted by `(ky - padding) * width + kx - padding`, so
+    /// it is one long copy; the columns that wrapped round a row edge, and the rows above and
+    /// below the image, are zeroed after. For 7x7 planes this is several times faster than a
+    /// copy per output row.
+    fn im2col_same(
+        &self,
+        image: &[f32],
+        col: &mut [f32],
+        row_stride: usize,
+        valid: &[std::ops::Range<usize>],
+    ) {
+        let (w, len) = (self.width, self.height * self.width);
+        for ci in 0..self.c_in {
+            let plane = &image[ci * len..][..len];
+            for ky in 0..self.kernel_h {
+                for (kx, valid) in valid.iter().enumerate() {
+                    let tap = (ci * self.kernel_h + ky) * self.kernel_w + kx;
+                    let row = &mut col[tap * row_stride..][..len];
+                    let (lo, hi, shift) = self.same_run(ky, kx);
+                    let from = (lo as isize + shift) as usize;
+                    row[..lo].fill(0.0);
+                    row[hi..].fill(0.0);
+                    row[lo..hi].copy_from_slice(&plane[from..from + hi - lo]);
+                    // Column by column: a `fill` per row would be a `memset` call per element.
+                    for x in (0..valid.start).chain(valid.end..w) {
+                        row[x..].iter_mut().step_by(w).for_each(|v| *v = 0.0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Images whose patches share one product: small outputs (7x7, 14x14) side by side give the
+    /// matrix kernel wide enough rows, and the kernel is packed once per group, not per image.
+    fn images_per_group(&self) -> usize {
+        (GROUP_COLUMNS / self.positions().max(1)).clamp(1, 64)
+    }
+
+    /// Adds a `[taps, positions]` block of patch gradients (rows `row_stride` apart, as in
+    /// [`Self::im2col`]) back onto one image's gradient. The block is scratch: the same-size
+    /// path zeroes the entries of its wrapped columns before adding.
+    fn col2im(&self, col: &mut [f32], row_stride: usize, image: &mut [f32]) {
         let (oh, ow, p) = (self.out_h(), self.out_w(), self.positions());
+        let valid: Vec<_> = (0..self.kernel_w).map(|kx| self.valid_ox(kx)).collect();
         image.fill(0.0);
+        if self.stride == 1 && (oh, ow) == (self.height, self.width) {
+            return self.col2im_same(col, row_stride, image, &valid);
+        }
         for ci in 0..self.c_in {
             let plane = &mut image[ci * self.height * self.width..][..self.height * self.width];
             for ky in 0..self.kernel_h {
-                for kx in 0..self.kernel_w {
-                    let row = &col[((ci * self.kernel_h + ky) * self.kernel_w + kx) * p..][..p];
-                    let valid = self.valid_ox(kx);
+                for (kx, valid) in valid.iter().enumerate() {
+                    let tap = (ci * self.kernel_h + ky) * self.kernel_w + kx;
+                    let row = &col[tap * row_stride..][..p];
                     for oy in 0..oh {
                         let Some(iy) = self.source_y(oy, ky) else {
                             continue;
@@ -115,6 +172,55 @@ impl ConvGeometry {
                     }
                 }
             }
+        }
+    }
+
+    /// [`Self::col2im`] for a same-size stride-1 convolution, the mirror of
+    /// [`Self::im2col_same`]: each patch row, its wrapped columns zeroed, is added to the plane
+    /// as one shifted run. Every plane value gets its taps' terms in the same order as before.
+    fn col2im_same(
+        &self,
+        col: &mut [f32],
+        row_stride: usize,
+        image: &mut [f32],
+        valid: &[std::ops::Range<usize>],
+    ) {
+        let (w, len) = (self.width, self.height * self.width);
+        for ci in 0..self.c_in {
+            let plane = &mut image[ci * len..][..len];
+            for ky in 0..self.kernel_h {
+                for (kx, valid) in valid.iter().enumerate() {
+                    let tap = (ci * self.kernel_h + ky) * self.kernel_w + kx;
+                    let row = &mut col[tap * row_stride..][..len];
+                    for x in (0..valid.start).chain(valid.end..w) {
+                        row[x..].iter_mut().step_by(w).for_each(|v| *v = 0.0);
+                    }
+                    let (lo, hi, shift) = self.same_run(ky, kx);
+                    let from = (lo as isize + shift) as usize;
+                    for (d, &v) in plane[from..from + hi - lo].iter_mut().zip(&row[lo..hi]) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// For tap `(ky, kx)` of a same-size stride-1 convolution: the run `lo..hi` of output
+    /// positions whose shifted source `position + shift` lies inside the plane.
+    fn same_run(&self, ky: usize, kx: usize) -> (usize, usize, isize) {
+        let (w, len) = (self.width as isize, (self.height * self.width) as isize);
+        let shift = (ky as isize - self.padding as isize) * w + kx as isize - self.padding as isize;
+        let lo = (-shift).clamp(0, len);
+        let hi = (len - shift).clamp(lo, len);
+        (lo as usize, hi as usize, shift)
+    }
+
+    /// Copies one image's output gradient `[k, positions]` into columns `offset..` of a
+    /// `[k, row_stride]` block, so a group's gradients form one matrix.
+    fn gather_rows(&self, grad: &[f32], block: &mut [f32], row_stride: usize, offset: usize) {
+        let p = self.positions();
+        for (from, to) in grad.chunks(p).zip(block.chunks_mut(row_stride)) {
+            to[offset..offset + p].copy_from_slice(from);
         }
     }
 }
@@ -176,32 +282,46 @@ impl CustomOp3 for Conv2d {
                 g.c_out
             );
         }
-        let (p, taps) = (g.positions(), g.taps());
+        let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
+        let group = g.images_per_group();
+        let per_task = images_per_task(g.out_len() * taps).max(group);
         let mut out = vec![0f32; g.batch * g.out_len()];
-        let per_task = images_per_task(g.out_len() * taps);
         out.par_chunks_mut(g.out_len() * per_task)
             .zip(x.par_chunks(g.image_len() * per_task))
             .for_each(|(outs, images)| {
-                let mut col = vec![0f32; taps * p];
-                for (o, image) in outs
-                    .chunks_mut(g.out_len())
-                    .zip(images.chunks(g.image_len()))
-                {
-                    g.im2col(image, &mut col);
-                    for (row, &bias) in o.chunks_mut(p).zip(b) {
-                        row.fill(bias);
+                with_scratch([taps * p * group, k * p * group], |[col, product]| {
+                    for (outs, images) in outs
+                        .chunks_mut(g.out_len() * group)
+                        .zip(images.chunks(g.image_len() * group))
+                    {
+                        let cols = outs.len() / g.out_len() * p;
+                        for (i, image) in images.chunks(g.image_len()).enumerate() {
+                            g.im2col(image, &mut col[i * p..], cols);
+                        }
+                        matmul(
+                            (k, cols, taps),
+                            product,
+                            (cols, 1),
+                            false,
+                            w,
+                            (taps, 1),
+                            col,
+                            (cols, 1),
+                        );
+                        // Back to NCHW, adding the bias on the way.
+                        for (i, o) in outs.chunks_mut(g.out_len()).enumerate() {
+                            for ((row, &bias), from) in o
+                                .chunks_mut(p)
+                                .zip(b)
+                                .zip(product.chunks(cols).map(|r| &r[i * p..][..p]))
+                            {
+                                for (o, &v) in row.iter_mut().zip(from) {
+                                    *o = v + bias;
+                                }
+                            }
+                        }
                     }
-                    matmul(
-                        (g.c_out, p, taps),
-                        o,
-                        (p, 1),
-                        true,
-                        w,
-                        (taps, 1),
-                        &col,
-                        (p, 1),
-                    );
-                }
+                });
             });
         let shape = Shape::from((g.batch, g.c_out, g.out_h(), g.out_w()));
         Ok((CpuStorage::F32(out), shape))
@@ -250,30 +370,38 @@ impl CustomOp2 for Conv2dGradInput {
             f32_slice(gs, gl, "conv2d grad")?,
             f32_slice(ws, wl, "conv2d grad")?,
         );
-        let (p, taps) = (g.positions(), g.taps());
+        let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
+        let group = g.images_per_group();
+        let per_task = images_per_task(g.out_len() * taps).max(group);
         let mut out = vec![0f32; g.batch * g.image_len()];
-        let per_task = images_per_task(g.out_len() * taps);
         out.par_chunks_mut(g.image_len() * per_task)
             .zip(grad.par_chunks(g.out_len() * per_task))
             .for_each(|(images, grads)| {
-                let mut col = vec![0f32; taps * p];
-                for (image, go) in images
-                    .chunks_mut(g.image_len())
-                    .zip(grads.chunks(g.out_len()))
-                {
-                    // col = w^T . grad: w is [k, taps] row-major, read transposed via strides.
-                    matmul(
-                        (taps, p, g.c_out),
-                        &mut col,
-                        (p, 1),
-                        false,
-                        w,
-                        (1, taps),
-                        go,
-                        (p, 1),
-                    );
-                    g.col2im(&col, image);
-                }
+                with_scratch([taps * p * group, k * p * group], |[col, block]| {
+                    for (images, grads) in images
+                        .chunks_mut(g.image_len() * group)
+                        .zip(grads.chunks(g.out_len() * group))
+                    {
+                        let cols = grads.len() / g.out_len() * p;
+                        for (i, go) in grads.chunks(g.out_len()).enumerate() {
+                            g.gather_rows(go, block, cols, i * p);
+                        }
+                        // col = w^T . grad: w is [k, taps] row-major, read transposed via strides.
+                        matmul(
+                            (taps, cols, k),
+                            col,
+                            (cols, 1),
+                            false,
+                            w,
+                            (1, taps),
+                            block,
+                            (cols, 1),
+                        );
+                        for (i, image) in images.chunks_mut(g.image_len()).enumerate() {
+                            g.col2im(&mut col[i * p..], cols, image);
+                        }
+                    }
+                });
             });
         let shape = Shape::from((g.batch, g.c_in, g.height, g.width));
         Ok((CpuStorage::F32(out), shape))
@@ -301,32 +429,44 @@ impl CustomOp2 for Conv2dGradWeight {
             f32_slice(gs, gl, "conv2d grad")?,
         );
         let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
-        let per_task = images_per_task(g.out_len() * taps);
-        let zero = || vec![0f32; k * taps + k];
+        let group = g.images_per_group();
+        let per_task = images_per_task(g.out_len() * taps).max(group);
         let total = sum_in_order(
             x.par_chunks(g.image_len() * per_task)
                 .zip(grad.par_chunks(g.out_len() * per_task))
                 .map(|(images, grads)| {
-                    let mut acc = zero();
-                    let mut col = vec![0f32; taps * p];
-                    for (image, go) in images.chunks(g.image_len()).zip(grads.chunks(g.out_len())) {
-                        g.im2col(image, &mut col);
-                        let (acc_w, acc_b) = acc.split_at_mut(k * taps);
-                        // acc_w += grad (k x p) . col^T (p x taps)
-                        matmul(
-                            (k, taps, p),
-                            acc_w,
-                            (taps, 1),
-                            true,
-                            go,
-                            (p, 1),
-                            &col,
-                            (1, p),
-                        );
-                        for (sum, row) in acc_b.iter_mut().zip(go.chunks(p)) {
-                            *sum += row.iter().sum::<f32>();
+                    let mut acc = vec![0f32; k * taps + k];
+                    let (acc_w, acc_b) = acc.split_at_mut(k * taps);
+                    with_scratch([taps * p * group, k * p * group], |[col, block]| {
+                        for (images, grads) in images
+                            .chunks(g.image_len() * group)
+                            .zip(grads.chunks(g.out_len() * group))
+                        {
+                            let cols = grads.len() / g.out_len() * p;
+                            for (i, (image, go)) in images
+                                .chunks(g.image_len())
+                                .zip(grads.chunks(g.out_len()))
+                                .enumerate()
+                            {
+                                g.im2col(image, &mut col[i * p..], cols);
+                                g.gather_rows(go, block, cols, i * p);
+                                for (sum, row) in acc_b.iter_mut().zip(go.chunks(p)) {
+                                    *sum += row.iter().sum::<f32>();
+                                }
+                            }
+                            // acc_w += grad (k x cols) . col^T (cols x taps)
+                            matmul(
+                                (k, taps, cols),
+                                acc_w,
+                                (taps, 1),
+                                true,
+                                block,
+                                (cols, 1),
+                                col,
+                                (1, cols),
+                            );
                         }
-                    }
+                    });
                     acc
                 })
                 .collect::<Vec<_>>(),

@@ -3,9 +3,10 @@
 //! candle 0.9's CPU conv runs im2col and one big gemm and then copies the result into NCHW, its
 //! batch norm is a chain of single-threaded broadcast ops, and its max-pool backward goes
 //! through upsampling and masks. For 28x28 inputs with 1 to 128 channels that made training
-//! `smaller` about 15x slower than PyTorch on the same machine. These ops work per image in
-//! parallel (rayon), keep each image's im2col buffer in cache, hand the products to `gemm` (the
-//! SIMD matrix kernel candle itself uses), and fuse bias, batch norm and ReLU into single passes.
+//! `smaller` about 15x slower than PyTorch on the same machine. These ops work on small groups of
+//! images in parallel (rayon), keep each group's im2col buffer in a per-thread scratch buffer,
+//! hand the products to `gemm` (the SIMD matrix kernel candle itself uses), and fuse bias, batch
+//! norm and ReLU into single passes.
 //! Each forward op has a backward (`bwd`) built from the no-grad ops further down, so training
 //! and input gradients (FGSM) both use them. Non-CPU devices never reach this file: the layer
 //! wrappers in `layers.rs` send them to candle's own ops.
@@ -136,6 +137,32 @@ pub(crate) fn sum_in_order<T: Copy + std::ops::AddAssign>(partials: Vec<Vec<T>>)
         total.iter_mut().zip(&p).for_each(|(t, v)| *t += *v);
     }
     total
+}
+
+/// Runs `f` with scratch slices of this thread's, of the lengths asked for. Their contents are
+/// left over from earlier calls: `f` must write every element it reads. Reusing one buffer per
+/// pool thread spares each task the allocation, zeroing and page faults of megabytes of patches.
+/// `f` must not re-enter (no rayon inside), or the second borrow panics.
+pub(crate) fn with_scratch<const N: usize, R>(
+    lens: [usize; N],
+    f: impl FnOnce([&mut [f32]; N]) -> R,
+) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|cell| {
+        let mut buffer = cell.borrow_mut();
+        let total = lens.iter().sum();
+        if buffer.len() < total {
+            buffer.resize(total, 0.0);
+        }
+        let mut rest = &mut buffer[..total];
+        f(std::array::from_fn(|i| {
+            let (slice, tail) = std::mem::take(&mut rest).split_at_mut(lens[i]);
+            rest = tail;
+            slice
+        }))
+    })
 }
 
 /// Images per rayon task: enough work per task to amortise scheduling, small enough to balance.
