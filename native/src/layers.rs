@@ -355,6 +355,11 @@ impl Activation {
             Self::Relu => x.relu()?,
             Self::Sigmoid => candle_nn::ops::sigmoid(x)?,
             Self::Tanh => x.tanh()?,
+            Self::LeakyRelu(slope) if use_kernels(x) => {
+                x.contiguous()?.apply_op1(kernels::LeakyRelu {
+                    slope: slope as f32,
+                })?
+            }
             Self::LeakyRelu(slope) => candle_nn::ops::leaky_relu(x, slope)?,
             // softplus(x) = max(x, 0) + log(1 + exp(-|x|)), which never overflows.
             Self::Mish => {

@@ -414,3 +414,29 @@ fn scale_shift_matches_broadcast_ops_with_every_gradient() -> R {
     }
     Ok(())
 }
+
+#[test]
+fn leaky_relu_matches_direct_loops_forward_and_backward() -> R {
+    // 70,000 values: three rayon chunks, the last one short.
+    let x = Var::from_tensor(&rand(&[70, 1000], 11))?;
+    let r = rand(&[70, 1000], 12);
+    let slope = 0.2f32;
+    let ours = x.apply_op1(kernels::LeakyRelu { slope })?;
+    let grads = (&ours * &r)?.sum_all()?.backward()?;
+    let (xv, rv) = (values(&x), values(&r));
+    let y: Vec<f32> = xv
+        .iter()
+        .map(|&v| if v > 0.0 { v } else { v * slope })
+        .collect();
+    let gx: Vec<f32> = xv
+        .iter()
+        .zip(&rv)
+        .map(|(&v, &g)| if v > 0.0 { g } else { g * slope })
+        .collect();
+    assert_eq!(values(&ours), y, "forward");
+    assert_eq!(values(grads.get(&x).unwrap()), gx, "gradient");
+    // candle-nn's composite gives the same values wherever x != 0.
+    let theirs = candle_nn::ops::leaky_relu(&x, slope as f64)?;
+    assert!(max_diff(&ours, &theirs) < 1e-7, "forward vs candle-nn");
+    Ok(())
+}

@@ -166,8 +166,16 @@ impl ConvGeometry {
                             continue;
                         };
                         let dst = &mut plane[iy * self.width..][..self.width];
-                        for ox in valid.clone() {
-                            dst[ox * self.stride + kx - self.padding] += row[oy * ow + ox];
+                        let from = &row[oy * ow..][valid.clone()];
+                        if self.stride == 1 {
+                            let ix0 = valid.start + kx - self.padding;
+                            for (d, &v) in dst[ix0..ix0 + valid.len()].iter_mut().zip(from) {
+                                *d += v;
+                            }
+                        } else {
+                            for (ox, &v) in valid.clone().zip(from) {
+                                dst[ox * self.stride + kx - self.padding] += v;
+                            }
                         }
                     }
                 }

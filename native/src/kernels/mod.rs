@@ -13,12 +13,14 @@
 
 mod batch_norm;
 mod conv2d;
+mod leaky_relu;
 mod linear;
 mod max_pool;
 mod recurrence;
 
 pub use batch_norm::{channel_statistics, BatchNorm};
 pub use conv2d::{Conv2d, ConvGeometry};
+pub use leaky_relu::LeakyRelu;
 pub use linear::Linear;
 pub use max_pool::MaxPool2;
 pub use recurrence::Recurrence;
