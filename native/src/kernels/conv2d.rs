@@ -139,10 +139,23 @@ impl ConvGeometry {
         }
     }
 
-    /// Images whose patches share one product: small outputs (7x7, 14x14) side by side give the
-    /// matrix kernel wide enough rows, and the kernel is packed once per group, not per image.
-    fn images_per_group(&self) -> usize {
-        (GROUP_COLUMNS / self.positions().max(1)).clamp(1, 64)
+    /// Images per product and images per rayon task. Small outputs (7x7, 14x14) side by side
+    /// give the matrix kernel wide enough rows, and the kernel is packed once per group, not per
+    /// image; a task holds whole groups. Both depend on the shapes alone, so sums never depend
+    /// on the thread count.
+    fn grouping(&self) -> (usize, usize) {
+        let group = (GROUP_COLUMNS / self.positions().max(1)).clamp(1, 64);
+        (
+            group,
+            images_per_task(self.out_len() * self.taps()).max(group),
+        )
+    }
+
+    /// The scratch a group needs: its patches `[taps, columns]` and a `[c_out, columns]` block
+    /// (the product forward, the gathered output gradients backward).
+    fn group_scratch(&self) -> [usize; 2] {
+        let columns = self.grouping().0 * self.positions();
+        [self.taps() * columns, self.c_out * columns]
     }
 
     /// Adds a `[taps, positions]` block of patch gradients (rows `row_stride` apart, as in
@@ -291,13 +304,12 @@ impl CustomOp3 for Conv2d {
             );
         }
         let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
-        let group = g.images_per_group();
-        let per_task = images_per_task(g.out_len() * taps).max(group);
+        let (group, per_task) = g.grouping();
         let mut out = vec![0f32; g.batch * g.out_len()];
         out.par_chunks_mut(g.out_len() * per_task)
             .zip(x.par_chunks(g.image_len() * per_task))
             .for_each(|(outs, images)| {
-                with_scratch([taps * p * group, k * p * group], |[col, product]| {
+                with_scratch(g.group_scratch(), |[col, product]| {
                     for (outs, images) in outs
                         .chunks_mut(g.out_len() * group)
                         .zip(images.chunks(g.image_len() * group))
@@ -379,13 +391,12 @@ impl CustomOp2 for Conv2dGradInput {
             f32_slice(ws, wl, "conv2d grad")?,
         );
         let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
-        let group = g.images_per_group();
-        let per_task = images_per_task(g.out_len() * taps).max(group);
+        let (group, per_task) = g.grouping();
         let mut out = vec![0f32; g.batch * g.image_len()];
         out.par_chunks_mut(g.image_len() * per_task)
             .zip(grad.par_chunks(g.out_len() * per_task))
             .for_each(|(images, grads)| {
-                with_scratch([taps * p * group, k * p * group], |[col, block]| {
+                with_scratch(g.group_scratch(), |[col, block]| {
                     for (images, grads) in images
                         .chunks_mut(g.image_len() * group)
                         .zip(grads.chunks(g.out_len() * group))
@@ -437,15 +448,14 @@ impl CustomOp2 for Conv2dGradWeight {
             f32_slice(gs, gl, "conv2d grad")?,
         );
         let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
-        let group = g.images_per_group();
-        let per_task = images_per_task(g.out_len() * taps).max(group);
+        let (group, per_task) = g.grouping();
         let total = sum_in_order(
             x.par_chunks(g.image_len() * per_task)
                 .zip(grad.par_chunks(g.out_len() * per_task))
                 .map(|(images, grads)| {
                     let mut acc = vec![0f32; k * taps + k];
                     let (acc_w, acc_b) = acc.split_at_mut(k * taps);
-                    with_scratch([taps * p * group, k * p * group], |[col, block]| {
+                    with_scratch(g.group_scratch(), |[col, block]| {
                         for (images, grads) in images
                             .chunks(g.image_len() * group)
                             .zip(grads.chunks(g.out_len() * group))
