@@ -15,7 +15,7 @@
 //! each step instead (a parallel gemm and a parallel element-wise pass) cost two fork-joins per
 //! step, and on two cores a third of an `rnn` training epoch went to threads parking and waking.
 
-use super::{f32_slice, matmul, sum_in_order, CResult};
+use super::{f32_slice, matmul, sum_in_order, with_scratch, CResult};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -44,6 +44,17 @@ impl Dims {
         (ROWS_PER_TASK * self.steps * width).max(1)
     }
 
+    /// [`run_into`]'s scratch: the gates `[batch, rows]`, the LSTM's cell state and the last
+    /// state, `[batch, hidden]` each.
+    fn forward_scratch(&self, lstm: bool) -> [usize; 3] {
+        let states = self.batch * self.hidden;
+        [
+            self.batch * self.rows,
+            if lstm { states } else { 0 },
+            states,
+        ]
+    }
+
     /// The dims of the task whose share of the gates' inputs is `inputs`.
     fn of_task(&self, inputs: &[f32]) -> Dims {
         Dims {
@@ -53,26 +64,36 @@ impl Dims {
     }
 }
 
-/// `fn $name` runs `$body` compiled for AVX2 (`$fast`) where the CPU has it, and the baseline
-/// build elsewhere. The library targets the baseline x86-64, where the element-wise passes (the
-/// gates' `exp`) ran 4 wide on SSE. No FMA: the results stay bit for bit the baseline build's.
-/// `$body` must be `#[inline(always)]`, and use plain `for` loops: an iterator adapter's `fold`
-/// can stay out of line, and then runs without the target features.
-macro_rules! avx2_dispatch {
-    ($(#[$doc:meta])* fn $name:ident / $fast:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {
+/// `fn $name` runs `$body` compiled for AVX-512 or AVX2, the widest the CPU has, and the
+/// baseline build elsewhere. The library targets the baseline x86-64, where the element-wise
+/// passes (the gates' `exp` and divisions) ran 4 wide on SSE; AVX-512 runs them 16 wide. No FMA
+/// is ever contracted (Rust does not fuse `a * b + c` on its own), so every build gives the
+/// baseline's bits. `$body` must be `#[inline(always)]`, and use plain `for` loops and no
+/// closures: an iterator adapter's `fold` or a closure can stay out of line, and then runs
+/// without the target features.
+macro_rules! simd_dispatch {
+    ($(#[$doc:meta])* fn $name:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {
         $(#[$doc])*
         fn $name($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has just been checked for AVX2.
-                return unsafe { $fast($($arg),*) };
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has just been checked for AVX-512F.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has just been checked for AVX2.
+                    return unsafe { avx2($($arg),*) };
+                }
             }
-            $body($($arg),*)
-        }
-
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        unsafe fn $fast($($arg: $ty),*) -> $ret {
             $body($($arg),*)
         }
     };
@@ -139,27 +160,19 @@ struct Trace {
     acts: Vec<f32>,
 }
 
-avx2_dispatch! {
-    /// The forward pass over a run of batch rows.
-    fn run / run_avx2 = run_rows(
+simd_dispatch! {
+    /// The forward pass over a run of batch rows, with the trace the backward needs.
+    fn run = run_rows(
         lstm: bool,
         d: &Dims,
         inputs: &[f32],
-        w_hh: &[f32],
+        w_hh_t: &[f32],
         bias: &[f32],
-        keep_acts: bool,
     ) -> Trace
 }
 
 #[inline(always)]
-fn run_rows(
-    lstm: bool,
-    d: &Dims,
-    inputs: &[f32],
-    w_hh: &[f32],
-    bias: &[f32],
-    keep_acts: bool,
-) -> Trace {
+fn run_rows(lstm: bool, d: &Dims, inputs: &[f32], w_hh_t: &[f32], bias: &[f32]) -> Trace {
     let Dims {
         batch,
         steps,
@@ -172,20 +185,14 @@ fn run_rows(
     } else {
         Vec::new()
     };
-    let mut acts = if keep_acts && lstm {
+    let mut acts = if lstm {
         vec![0f32; steps * batch * rows]
     } else {
         Vec::new()
     };
     let mut gates = vec![0f32; batch * rows];
     for t in 0..steps {
-        for b in 0..batch {
-            let row = &mut gates[b * rows..][..rows];
-            let input = &inputs[(b * steps + t) * rows..][..rows];
-            for u in 0..rows {
-                row[u] = input[u] + bias[u];
-            }
-        }
+        load_gates(&mut gates, inputs, bias, d, t);
         let (before, now) = states.split_at_mut(t * batch * h);
         if t > 0 {
             // gates += h_{t-1} W_hh^T
@@ -197,8 +204,8 @@ fn run_rows(
                 true,
                 prev,
                 (h, 1),
-                w_hh,
-                (1, h),
+                w_hh_t,
+                (rows, 1),
             );
         }
         let state = &mut now[..batch * h];
@@ -206,15 +213,15 @@ fn run_rows(
             let (cells_before, cells_now) = cells.split_at_mut(t * batch * h);
             let c_prev = (t > 0).then(|| &cells_before[(t - 1) * batch * h..]);
             let cell = &mut cells_now[..batch * h];
-            let act = if keep_acts {
-                Some(&mut acts[t * batch * rows..][..batch * rows])
-            } else {
-                None
-            };
-            lstm_step(h, &mut gates, c_prev, cell, state);
-            if let Some(act) = act {
-                act.copy_from_slice(&gates);
+            if let Some(prev) = c_prev {
+                cell.copy_from_slice(&prev[..batch * h]);
             }
+            for b in 0..batch {
+                let g = &mut gates[b * rows..][..rows];
+                let s = &mut state[b * h..][..h];
+                lstm_row(h, g, t > 0, &mut cell[b * h..][..h], s);
+            }
+            acts[t * batch * rows..][..batch * rows].copy_from_slice(&gates);
         } else {
             for (s, &g) in state.iter_mut().zip(&gates) {
                 *s = tanh(g);
@@ -228,49 +235,136 @@ fn run_rows(
     }
 }
 
-/// One LSTM step over the batch rows: the gates become their activations in place, and the
-/// cell and the state are written.
+simd_dispatch! {
+    /// The forward pass over a run of batch rows, written straight into their share of the
+    /// op's output, `[rows, steps, hidden]`.
+    fn run_into = run_rows_into(
+        lstm: bool,
+        d: &Dims,
+        inputs: &[f32],
+        w_hh_t: &[f32],
+        bias: &[f32],
+        scratch: [&mut [f32]; 3],
+        out: &mut [f32],
+    ) -> ()
+}
+
+/// [`run_rows`] without the trace the backward needs, for the forward op: the last state and
+/// the LSTM's cell state live in per-thread scratch (the cell updated in place), and each step's
+/// state is copied straight to its place in `out`. No time-major buffers of every step and no
+/// transposing pass after. (Reading the previous state from `out` itself, rows `steps * hidden`
+/// apart, made the product slower.) The arithmetic is [`run_rows`]'s, value for value, so both
+/// give the same bits.
 #[inline(always)]
-fn lstm_step(
-    h: usize,
-    gates: &mut [f32],
-    c_prev: Option<&[f32]>,
-    cell: &mut [f32],
-    state: &mut [f32],
+fn run_rows_into(
+    lstm: bool,
+    d: &Dims,
+    inputs: &[f32],
+    w_hh_t: &[f32],
+    bias: &[f32],
+    [gates, cell, state]: [&mut [f32]; 3],
+    out: &mut [f32],
 ) {
-    for b in 0..cell.len() / h.max(1) {
-        let g = &mut gates[b * 4 * h..][..4 * h];
-        let (ifg, o) = g.split_at_mut(3 * h);
-        let (i_f, cand) = ifg.split_at_mut(2 * h);
-        for v in i_f.iter_mut() {
-            *v = sigmoid(*v);
+    let Dims {
+        batch,
+        steps,
+        hidden: h,
+        rows,
+    } = *d;
+    for t in 0..steps {
+        load_gates(gates, inputs, bias, d, t);
+        if t > 0 {
+            // gates += h_{t-1} W_hh^T
+            matmul(
+                (batch, rows, h),
+                gates,
+                (rows, 1),
+                true,
+                state,
+                (h, 1),
+                w_hh_t,
+                (rows, 1),
+            );
         }
-        for v in o.iter_mut() {
-            *v = sigmoid(*v);
-        }
-        for v in cand.iter_mut() {
-            *v = tanh(*v);
-        }
-        let (i, f) = i_f.split_at(h);
-        let (i, f, cand, o) = (&i[..h], &f[..h], &cand[..h], &o[..h]);
-        let c = &mut cell[b * h..][..h];
-        match c_prev {
-            Some(p) => {
-                let p = &p[b * h..][..h];
-                for u in 0..h {
-                    c[u] = f[u] * p[u] + i[u] * cand[u];
+        for b in 0..batch {
+            let s = &mut state[b * h..][..h];
+            let g = &mut gates[b * rows..][..rows];
+            if lstm {
+                lstm_row(h, g, t > 0, &mut cell[b * h..][..h], s);
+            } else {
+                for (s, &g) in s.iter_mut().zip(g.iter()) {
+                    *s = tanh(g);
                 }
             }
-            None => {
-                for u in 0..h {
-                    c[u] = i[u] * cand[u];
-                }
-            }
+            out[(b * steps + t) * h..][..h].copy_from_slice(s);
         }
-        let s = &mut state[b * h..][..h];
+    }
+}
+
+/// `W_hh^T`, `[hidden, rows]`, made once per op: as the right-hand side of the forward's
+/// `h W_hh^T` it is column-major to the matrix kernel, which then packs it with straight copies
+/// instead of a transposing gather every step (8% of an LSTM's white-noise run).
+fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; rows * cols];
+    for (r, row) in w.chunks_exact(cols.max(1)).take(rows).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * rows + r] = v;
+        }
+    }
+    t
+}
+
+/// Starts step `t`'s gates `[batch, rows]`: its input share plus the biases.
+#[inline(always)]
+fn load_gates(gates: &mut [f32], inputs: &[f32], bias: &[f32], d: &Dims, t: usize) {
+    let Dims {
+        batch, steps, rows, ..
+    } = *d;
+    for b in 0..batch {
+        let row = &mut gates[b * rows..][..rows];
+        let input = &inputs[(b * steps + t) * rows..][..rows];
+        for u in 0..rows {
+            row[u] = input[u] + bias[u];
+        }
+    }
+}
+
+/// One LSTM step of one batch row: the gates `g` (`[4 * h]`) become their activations in place,
+/// the cell `c` is updated in place (from zero when `carry` is false: the first step) and the
+/// state `s` is written.
+#[inline(always)]
+fn lstm_row(h: usize, g: &mut [f32], carry: bool, c: &mut [f32], s: &mut [f32]) {
+    let (ifg, o) = g.split_at_mut(3 * h);
+    let (i_f, cand) = ifg.split_at_mut(2 * h);
+    for v in i_f.iter_mut() {
+        *v = sigmoid(*v);
+    }
+    for v in o.iter_mut() {
+        *v = sigmoid(*v);
+    }
+    for v in cand.iter_mut() {
+        *v = tanh(*v);
+    }
+    let (i, f) = i_f.split_at(h);
+    let (i, f, cand, o, c, s) = (
+        &i[..h],
+        &f[..h],
+        &cand[..h],
+        &o[..h],
+        &mut c[..h],
+        &mut s[..h],
+    );
+    if carry {
         for u in 0..h {
-            s[u] = o[u] * tanh(c[u]);
+            c[u] = f[u] * c[u] + i[u] * cand[u];
         }
+    } else {
+        for u in 0..h {
+            c[u] = i[u] * cand[u];
+        }
+    }
+    for u in 0..h {
+        s[u] = o[u] * tanh(c[u]);
     }
 }
 
@@ -290,7 +384,7 @@ impl CustomOp3 for Recurrence {
     ) -> CResult<(CpuStorage, Shape)> {
         let d = dims(self.lstm, il, wl)?;
         let inputs = f32_slice(is, il, "recurrence")?;
-        let w_hh = f32_slice(ws, wl, "recurrence")?;
+        let w_hh_t = transpose(f32_slice(ws, wl, "recurrence")?, d.rows, d.hidden);
         let bias = f32_slice(bs, bl, "recurrence")?;
         if bias.len() != d.rows {
             candle_core::bail!("recurrence: {} biases for {} gates", bias.len(), d.rows);
@@ -305,14 +399,12 @@ impl CustomOp3 for Recurrence {
         out.par_chunks_mut(d.task_len(h))
             .zip(inputs.par_chunks(d.task_len(rows)))
             .for_each(|(out, inputs)| {
-                let chunk = d.of_task(inputs);
-                let trace = run(self.lstm, &chunk, inputs, w_hh, bias, false);
-                // Time-major to [batch, steps, hidden].
-                for (t, step) in trace.states.chunks(chunk.batch * h).enumerate() {
-                    for (b, s) in step.chunks(h).enumerate() {
-                        out[(b * steps + t) * h..][..h].copy_from_slice(s);
-                    }
-                }
+                let task = d.of_task(inputs);
+                // The scratch is taken here, outside the AVX2 build: a closure inside it would
+                // be compiled without the target features.
+                with_scratch(task.forward_scratch(self.lstm), |scratch| {
+                    run_into(self.lstm, &task, inputs, &w_hh_t, bias, scratch, out)
+                });
             });
         Ok((CpuStorage::F32(out), Shape::from((batch, steps, h))))
     }
@@ -366,6 +458,7 @@ impl CustomOp3 for RecurrenceGrad {
         let d = dims(self.lstm, il, wl)?;
         let inputs = f32_slice(is, il, "recurrence grad")?;
         let w_hh = f32_slice(ws, wl, "recurrence grad")?;
+        let w_hh_t = transpose(w_hh, d.rows, d.hidden);
         let grad = f32_slice(gs, gl, "recurrence grad")?;
         let Dims {
             batch,
@@ -386,7 +479,15 @@ impl CustomOp3 for RecurrenceGrad {
             .zip(inputs.par_chunks(d.task_len(rows)))
             .zip(grad.par_chunks(d.task_len(h)))
             .map(|((d_inputs, inputs), grad)| {
-                backward_rows(self, &d.of_task(inputs), inputs, w_hh, grad, d_inputs)
+                backward_rows(
+                    self,
+                    &d.of_task(inputs),
+                    inputs,
+                    w_hh,
+                    &w_hh_t,
+                    grad,
+                    d_inputs,
+                )
             })
             .collect();
         let mut out = d_inputs;
@@ -396,14 +497,15 @@ impl CustomOp3 for RecurrenceGrad {
     }
 }
 
-avx2_dispatch! {
+simd_dispatch! {
     /// Backward through time over a run of batch rows: writes their inputs' gradient and
     /// returns their share of the `W_hh` and bias gradients, `[rows * hidden + rows]`.
-    fn backward_rows / backward_rows_avx2 = backward_through_time(
+    fn backward_rows = backward_through_time(
         op: &RecurrenceGrad,
         d: &Dims,
         inputs: &[f32],
         w_hh: &[f32],
+        w_hh_t: &[f32],
         grad: &[f32],
         d_inputs: &mut [f32],
     ) -> Vec<f32>
@@ -415,6 +517,7 @@ fn backward_through_time(
     d: &Dims,
     inputs: &[f32],
     w_hh: &[f32],
+    w_hh_t: &[f32],
     grad: &[f32],
     d_inputs: &mut [f32],
 ) -> Vec<f32> {
@@ -424,7 +527,7 @@ fn backward_through_time(
         hidden: h,
         rows,
     } = *d;
-    let trace = run(op.lstm, d, inputs, w_hh, &op.bias, true);
+    let trace = run(op.lstm, d, inputs, w_hh_t, &op.bias);
     let mut weights = vec![0f32; rows * h + rows];
     let (d_w_hh, d_bias) = weights.split_at_mut(rows * h);
     let mut dh_next = vec![0f32; batch * h];
