@@ -4,7 +4,7 @@
 //! `native/tests/recurrent.rs` checks the forward pass and every gradient against direct loops.
 
 use crate::error::Result;
-use crate::kernels::{Linear, Recurrence};
+use crate::kernels::Recurrence;
 use candle_core::{DType, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
@@ -39,19 +39,12 @@ struct Layer {
 
 impl Layer {
     /// The input's share of every step's gates, `x W_ih^T`, in one product:
-    /// `[batch, steps, gates * hidden]`. `fused` runs it through wna's linear kernel (a zero
-    /// bias: the recurrence adds the biases) rather than candle's matmul.
-    fn input_share(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
+    /// `[batch, steps, gates * hidden]` (candle's path; the fused CPU op forms it step by step).
+    fn input_share(&self, x: &Tensor) -> Result<Tensor> {
         let (b, steps, input) = x.dims3()?;
         let rows = self.w_ih.dim(0)?;
         let x = x.contiguous()?.reshape((b * steps, input))?;
-        let inputs = if fused {
-            let zero = Tensor::zeros(rows, x.dtype(), x.device())?;
-            x.apply_op3(&self.w_ih, &zero, Linear)?
-        } else {
-            x.matmul(&self.w_ih.t()?)?
-        };
-        Ok(inputs.reshape((b, steps, rows))?)
+        Ok(x.matmul(&self.w_ih.t()?)?.reshape((b, steps, rows))?)
     }
 }
 
@@ -120,7 +113,6 @@ impl Recurrent {
     fn forward_with(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
         let mut x = x.clone();
         for layer in &self.layers {
-            let inputs = layer.input_share(&x, fused)?;
             let rows = layer.w_hh.dim(0)?;
             let bias = match &layer.bias {
                 Some((b_ih, b_hh)) => Some((b_ih + b_hh)?),
@@ -129,15 +121,15 @@ impl Recurrent {
             x = if fused {
                 let bias = match bias {
                     Some(b) => b,
-                    None => Tensor::zeros(rows, inputs.dtype(), inputs.device())?,
+                    None => Tensor::zeros(rows, x.dtype(), x.device())?,
                 };
+                // Both weights side by side: each step is one product with [x_t | h_{t-1}].
+                let weights = Tensor::cat(&[&layer.w_ih, &layer.w_hh], 1)?;
                 let lstm = self.cell == Cell::Lstm;
-                inputs.contiguous()?.apply_op3(
-                    &layer.w_hh.contiguous()?,
-                    &bias,
-                    Recurrence { lstm },
-                )?
+                x.contiguous()?
+                    .apply_op3(&weights, &bias, Recurrence { lstm })?
             } else {
+                let inputs = layer.input_share(&x)?;
                 let inputs = match bias {
                     Some(b) => inputs.broadcast_add(&b)?,
                     None => inputs,

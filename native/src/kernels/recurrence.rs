@@ -1,14 +1,16 @@
-//! The time loop of one recurrent layer (tanh RNN or LSTM) as one CPU op, forward and backward
-//! through time. candle's own ops took about 15 allocating, mostly strided passes per step, which
-//! made `rnn` and `lstm` 10x slower than PyTorch; here each step is one gemm into a gates buffer
-//! and one fused element-wise pass over the batch rows, in parallel.
+//! One recurrent layer (tanh RNN or LSTM) as one CPU op, forward and backward through time.
+//! candle's own ops took about 15 allocating, mostly strided passes per step, which made `rnn`
+//! and `lstm` 10x slower than PyTorch; here each step is one gemm into a gates buffer and one
+//! fused element-wise pass over the batch rows, in parallel.
 //!
-//! The op takes every step's input share of the gates, `x W_ih^T` as
-//! `[batch, steps, gates * hidden]` (one matmul outside, whose gradients candle handles),
-//! `W_hh` `[gates * hidden, hidden]` and the summed biases `b_ih + b_hh` `[gates * hidden]`,
-//! added here rather than in a pass of their own; it gives every step's state
-//! `[batch, steps, hidden]`. The backward recomputes the forward trace rather than storing it
-//! between the passes, and returns the biases' gradient beside the others.
+//! The op takes the layer's input `x` `[batch, steps, input]`, its weights side by side,
+//! `[W_ih | W_hh]` `[gates * hidden, input + hidden]`, and the summed biases `b_ih + b_hh`
+//! `[gates * hidden]`; it gives every step's state `[batch, steps, hidden]`. Each step's gates are
+//! the biases plus one product, `[x_t | h_{t-1}] [W_ih | W_hh]^T`. The input's share used to be
+//! one big `x W_ih^T` product before the op: a `[batch, steps, gates * hidden]` tensor (57 MB for
+//! 1,000 LSTM images) written to fresh pages and read back once, with its page faults a tenth of
+//! an LSTM's white-noise run. The backward recomputes the forward trace rather than storing it
+//! between the passes, and returns the gradients of `x`, of both weights and of the biases.
 //!
 //! Batch rows are independent through time, so the work is split over the batch, not within a
 //! step: each task runs the whole time loop of `ROWS_PER_TASK` rows on one thread. Splitting
@@ -23,7 +25,7 @@ use rayon::prelude::*;
 /// order, and with it every bit of a trained model, is the same on every machine.
 const ROWS_PER_TASK: usize = 64;
 
-/// The time loop of a tanh RNN (`lstm: false`) or an LSTM layer.
+/// One tanh RNN (`lstm: false`) or LSTM layer over a sequence, from a zero state.
 pub struct Recurrence {
     pub lstm: bool,
 }
@@ -32,34 +34,51 @@ pub struct Recurrence {
 struct Dims {
     batch: usize,
     steps: usize,
+    /// Features of one step's input.
+    input: usize,
     hidden: usize,
     /// gates * hidden: the width of a step's gates.
     rows: usize,
 }
 
 impl Dims {
-    /// Values in one task's share of a `[batch, steps, width]` tensor (at least 1: rayon's
-    /// chunks must not be empty).
-    fn task_len(&self, width: usize) -> usize {
-        (ROWS_PER_TASK * self.steps * width).max(1)
+    /// input + hidden: a step's input and the previous state side by side, as `[x_t | h_{t-1}]`
+    /// and `[W_ih | W_hh]` hold them.
+    fn width(&self) -> usize {
+        self.input + self.hidden
     }
 
-    /// [`run_into`]'s scratch: the gates `[batch, rows]`, the LSTM's cell state and the last
-    /// state, `[batch, hidden]` each.
+    /// Values in one task's share of a `[batch, steps, features]` tensor (at least 1: rayon's
+    /// chunks must not be empty).
+    fn task_len(&self, features: usize) -> usize {
+        (ROWS_PER_TASK * self.steps * features).max(1)
+    }
+
+    /// [`run_into`]'s scratch: the gates `[batch, rows]`, the LSTM's cell state
+    /// `[batch, hidden]` and `[x_t | h_{t-1}]` `[batch, width]`.
     fn forward_scratch(&self, lstm: bool) -> [usize; 3] {
-        let states = self.batch * self.hidden;
         [
             self.batch * self.rows,
-            if lstm { states } else { 0 },
-            states,
+            if lstm { self.batch * self.hidden } else { 0 },
+            self.batch * self.width(),
         ]
     }
 
-    /// The dims of the task whose share of the gates' inputs is `inputs`.
-    fn of_task(&self, inputs: &[f32]) -> Dims {
+    /// The dims of the task whose share of the input is `x`.
+    fn of_task(&self, x: &[f32]) -> Dims {
         Dims {
-            batch: inputs.len() / (self.steps * self.rows),
+            batch: x.len() / (self.steps * self.input).max(1),
             ..*self
+        }
+    }
+
+    /// Columns of `[W_ih | W_hh]` step `t`'s product needs: the first step starts from a zero
+    /// state, so it takes the input's alone.
+    fn product_width(&self, t: usize) -> usize {
+        if t > 0 {
+            self.width()
+        } else {
+            self.input
         }
     }
 }
@@ -99,18 +118,21 @@ macro_rules! simd_dispatch {
     };
 }
 
-fn dims(lstm: bool, inputs: &Layout, w_hh: &Layout) -> CResult<Dims> {
-    let (batch, steps, rows) = inputs.shape().dims3()?;
-    let (w_rows, hidden) = w_hh.shape().dims2()?;
+fn dims(lstm: bool, x: &Layout, w: &Layout) -> CResult<Dims> {
+    let (batch, steps, input) = x.shape().dims3()?;
+    let (rows, width) = w.shape().dims2()?;
     let gates = if lstm { 4 } else { 1 };
-    if w_rows != rows || rows != gates * hidden {
+    let hidden = rows / gates;
+    if input == 0 || hidden == 0 || rows != gates * hidden || width != input + hidden {
         candle_core::bail!(
-            "recurrence: gates [{batch}, {steps}, {rows}] do not fit W_hh [{w_rows}, {hidden}]"
+            "recurrence: input [{batch}, {steps}, {input}] does not fit [W_ih | W_hh] \
+             [{rows}, {width}] with {gates} gate(s)"
         );
     }
     Ok(Dims {
         batch,
         steps,
+        input,
         hidden,
         rows,
     })
@@ -165,56 +187,38 @@ simd_dispatch! {
     fn run = run_rows(
         lstm: bool,
         d: &Dims,
-        inputs: &[f32],
-        w_hh_t: &[f32],
+        x: &[f32],
+        w_t: &[f32],
         bias: &[f32],
     ) -> Trace
 }
 
 #[inline(always)]
-fn run_rows(lstm: bool, d: &Dims, inputs: &[f32], w_hh_t: &[f32], bias: &[f32]) -> Trace {
+fn run_rows(lstm: bool, d: &Dims, x: &[f32], w_t: &[f32], bias: &[f32]) -> Trace {
     let Dims {
         batch,
-        steps,
         hidden: h,
         rows,
+        ..
     } = *d;
+    let steps = d.steps;
     let mut states = vec![0f32; steps * batch * h];
-    let mut cells = if lstm {
-        vec![0f32; steps * batch * h]
-    } else {
-        Vec::new()
-    };
-    let mut acts = if lstm {
-        vec![0f32; steps * batch * rows]
-    } else {
-        Vec::new()
-    };
+    let mut cells = vec![0f32; if lstm { steps * batch * h } else { 0 }];
+    let mut acts = vec![0f32; if lstm { steps * batch * rows } else { 0 }];
     let mut gates = vec![0f32; batch * rows];
+    let mut xh = vec![0f32; batch * d.width()];
     for t in 0..steps {
-        load_gates(&mut gates, inputs, bias, d, t);
         let (before, now) = states.split_at_mut(t * batch * h);
-        if t > 0 {
-            // gates += h_{t-1} W_hh^T
-            let prev = &before[(t - 1) * batch * h..];
-            matmul(
-                (batch, rows, h),
-                &mut gates,
-                (rows, 1),
-                true,
-                prev,
-                (h, 1),
-                w_hh_t,
-                (rows, 1),
-            );
-        }
+        let prev = (t > 0).then(|| &before[(t - 1) * batch * h..][..batch * h]);
+        load_bias(&mut gates, bias, d);
+        load_inputs(&mut xh, x, prev, d, t);
+        product(d, t, &mut gates, &xh, w_t);
         let state = &mut now[..batch * h];
         if lstm {
             let (cells_before, cells_now) = cells.split_at_mut(t * batch * h);
-            let c_prev = (t > 0).then(|| &cells_before[(t - 1) * batch * h..]);
             let cell = &mut cells_now[..batch * h];
-            if let Some(prev) = c_prev {
-                cell.copy_from_slice(&prev[..batch * h]);
+            if t > 0 {
+                cell.copy_from_slice(&cells_before[(t - 1) * batch * h..][..batch * h]);
             }
             for b in 0..batch {
                 let g = &mut gates[b * rows..][..rows];
@@ -241,54 +245,45 @@ simd_dispatch! {
     fn run_into = run_rows_into(
         lstm: bool,
         d: &Dims,
-        inputs: &[f32],
-        w_hh_t: &[f32],
+        x: &[f32],
+        w_t: &[f32],
         bias: &[f32],
         scratch: [&mut [f32]; 3],
         out: &mut [f32],
     ) -> ()
 }
 
-/// [`run_rows`] without the trace the backward needs, for the forward op: the last state and
-/// the LSTM's cell state live in per-thread scratch (the cell updated in place), and each step's
-/// state is copied straight to its place in `out`. No time-major buffers of every step and no
-/// transposing pass after. (Reading the previous state from `out` itself, rows `steps * hidden`
-/// apart, made the product slower.) The arithmetic is [`run_rows`]'s, value for value, so both
-/// give the same bits.
+/// [`run_rows`] without the trace the backward needs, for the forward op: the LSTM's cell state
+/// and `[x_t | h_{t-1}]` live in per-thread scratch (the cell updated in place, each new state
+/// written where the next step's product reads it), and each step's state is copied straight
+/// to its place in `out`. No buffers of every step, no transposing pass after. The arithmetic is
+/// [`run_rows`]'s, value for value, so both give the same bits.
 #[inline(always)]
 fn run_rows_into(
     lstm: bool,
     d: &Dims,
-    inputs: &[f32],
-    w_hh_t: &[f32],
+    x: &[f32],
+    w_t: &[f32],
     bias: &[f32],
-    [gates, cell, state]: [&mut [f32]; 3],
+    [gates, cell, xh]: [&mut [f32]; 3],
     out: &mut [f32],
 ) {
     let Dims {
         batch,
         steps,
+        input,
         hidden: h,
         rows,
     } = *d;
+    let width = d.width();
     for t in 0..steps {
-        load_gates(gates, inputs, bias, d, t);
-        if t > 0 {
-            // gates += h_{t-1} W_hh^T
-            matmul(
-                (batch, rows, h),
-                gates,
-                (rows, 1),
-                true,
-                state,
-                (h, 1),
-                w_hh_t,
-                (rows, 1),
-            );
-        }
+        load_bias(gates, bias, d);
+        // The previous state is already in place: the last step wrote it there.
+        load_inputs(xh, x, None, d, t);
+        product(d, t, gates, xh, w_t);
         for b in 0..batch {
-            let s = &mut state[b * h..][..h];
             let g = &mut gates[b * rows..][..rows];
+            let s = &mut xh[b * width + input..][..h];
             if lstm {
                 lstm_row(h, g, t > 0, &mut cell[b * h..][..h], s);
             } else {
@@ -301,8 +296,52 @@ fn run_rows_into(
     }
 }
 
-/// `W_hh^T`, `[hidden, rows]`, made once per op: as the right-hand side of the forward's
-/// `h W_hh^T` it is column-major to the matrix kernel, which then packs it with straight copies
+/// Starts a step's gates `[batch, rows]` at the biases.
+#[inline(always)]
+fn load_bias(gates: &mut [f32], bias: &[f32], d: &Dims) {
+    for b in 0..d.batch {
+        gates[b * d.rows..][..d.rows].copy_from_slice(&bias[..d.rows]);
+    }
+}
+
+/// Fills `[x_t | h_{t-1}]` `[batch, width]` with step `t`'s input and, when given, the previous
+/// state `[batch, hidden]`.
+#[inline(always)]
+fn load_inputs(xh: &mut [f32], x: &[f32], prev: Option<&[f32]>, d: &Dims, t: usize) {
+    let Dims {
+        batch,
+        steps,
+        input,
+        hidden: h,
+        ..
+    } = *d;
+    let width = d.width();
+    for b in 0..batch {
+        let row = &mut xh[b * width..][..width];
+        row[..input].copy_from_slice(&x[(b * steps + t) * input..][..input]);
+        if let Some(prev) = prev {
+            row[input..].copy_from_slice(&prev[b * h..][..h]);
+        }
+    }
+}
+
+/// gates += [x_t | h_{t-1}] [W_ih | W_hh]^T, the state's columns from the second step on.
+#[inline(always)]
+fn product(d: &Dims, t: usize, gates: &mut [f32], xh: &[f32], w_t: &[f32]) {
+    matmul(
+        (d.batch, d.rows, d.product_width(t)),
+        gates,
+        (d.rows, 1),
+        true,
+        xh,
+        (d.width(), 1),
+        w_t,
+        (d.rows, 1),
+    );
+}
+
+/// `[W_ih | W_hh]^T`, `[width, rows]`, made once per op: as the right-hand side of each step's
+/// product it is column-major to the matrix kernel, which then packs it with straight copies
 /// instead of a transposing gather every step (8% of an LSTM's white-noise run).
 fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0f32; rows * cols];
@@ -312,21 +351,6 @@ fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         }
     }
     t
-}
-
-/// Starts step `t`'s gates `[batch, rows]`: its input share plus the biases.
-#[inline(always)]
-fn load_gates(gates: &mut [f32], inputs: &[f32], bias: &[f32], d: &Dims, t: usize) {
-    let Dims {
-        batch, steps, rows, ..
-    } = *d;
-    for b in 0..batch {
-        let row = &mut gates[b * rows..][..rows];
-        let input = &inputs[(b * steps + t) * rows..][..rows];
-        for u in 0..rows {
-            row[u] = input[u] + bias[u];
-        }
-    }
 }
 
 /// One LSTM step of one batch row: the gates `g` (`[4 * h]`) become their activations in place,
@@ -375,35 +399,30 @@ impl CustomOp3 for Recurrence {
 
     fn cpu_fwd(
         &self,
-        is: &CpuStorage,
-        il: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
         ws: &CpuStorage,
         wl: &Layout,
         bs: &CpuStorage,
         bl: &Layout,
     ) -> CResult<(CpuStorage, Shape)> {
-        let d = dims(self.lstm, il, wl)?;
-        let inputs = f32_slice(is, il, "recurrence")?;
-        let w_hh_t = transpose(f32_slice(ws, wl, "recurrence")?, d.rows, d.hidden);
+        let d = dims(self.lstm, xl, wl)?;
+        let x = f32_slice(xs, xl, "recurrence")?;
+        let w_t = transpose(f32_slice(ws, wl, "recurrence")?, d.rows, d.width());
         let bias = f32_slice(bs, bl, "recurrence")?;
         if bias.len() != d.rows {
             candle_core::bail!("recurrence: {} biases for {} gates", bias.len(), d.rows);
         }
-        let Dims {
-            batch,
-            steps,
-            hidden: h,
-            rows,
-        } = d;
+        let (batch, steps, h) = (d.batch, d.steps, d.hidden);
         let mut out = vec![0f32; batch * steps * h];
         out.par_chunks_mut(d.task_len(h))
-            .zip(inputs.par_chunks(d.task_len(rows)))
-            .for_each(|(out, inputs)| {
-                let task = d.of_task(inputs);
-                // The scratch is taken here, outside the AVX2 build: a closure inside it would
-                // be compiled without the target features.
+            .zip(x.par_chunks(d.task_len(d.input)))
+            .for_each(|(out, x)| {
+                let task = d.of_task(x);
+                // The scratch is taken here, outside the SIMD builds: a closure inside them
+                // would be compiled without the target features.
                 with_scratch(task.forward_scratch(self.lstm), |scratch| {
-                    run_into(self.lstm, &task, inputs, &w_hh_t, bias, scratch, out)
+                    run_into(self.lstm, &task, x, &w_t, bias, scratch, out)
                 });
             });
         Ok((CpuStorage::F32(out), Shape::from((batch, steps, h))))
@@ -411,8 +430,8 @@ impl CustomOp3 for Recurrence {
 
     fn bwd(
         &self,
-        inputs: &Tensor,
-        w_hh: &Tensor,
+        x: &Tensor,
+        w: &Tensor,
         bias: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
@@ -423,17 +442,17 @@ impl CustomOp3 for Recurrence {
             lstm: self.lstm,
             bias: bias.to_vec1::<f32>()?,
         };
-        let all = inputs.apply_op3_no_bwd(w_hh, &grad.contiguous()?, &op)?;
-        let (n, n_w) = (inputs.elem_count(), w_hh.elem_count());
+        let all = x.apply_op3_no_bwd(w, &grad.contiguous()?, &op)?;
+        let (n, n_w) = (x.elem_count(), w.elem_count());
         Ok((
-            Some(all.narrow(0, 0, n)?.reshape(inputs.shape())?),
-            Some(all.narrow(0, n, n_w)?.reshape(w_hh.shape())?),
+            Some(all.narrow(0, 0, n)?.reshape(x.shape())?),
+            Some(all.narrow(0, n, n_w)?.reshape(w.shape())?),
             Some(all.narrow(0, n + n_w, bias.elem_count())?),
         ))
     }
 }
 
-/// Backward through time: the gradients of the gates' input share, of `W_hh` and of the biases,
+/// Backward through time: the gradients of the input, of `[W_ih | W_hh]` and of the biases,
 /// side by side in one flat tensor.
 struct RecurrenceGrad {
     lstm: bool,
@@ -448,49 +467,33 @@ impl CustomOp3 for RecurrenceGrad {
 
     fn cpu_fwd(
         &self,
-        is: &CpuStorage,
-        il: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
         ws: &CpuStorage,
         wl: &Layout,
         gs: &CpuStorage,
         gl: &Layout,
     ) -> CResult<(CpuStorage, Shape)> {
-        let d = dims(self.lstm, il, wl)?;
-        let inputs = f32_slice(is, il, "recurrence grad")?;
-        let w_hh = f32_slice(ws, wl, "recurrence grad")?;
-        let w_hh_t = transpose(w_hh, d.rows, d.hidden);
+        let d = dims(self.lstm, xl, wl)?;
+        let x = f32_slice(xs, xl, "recurrence grad")?;
+        let w = f32_slice(ws, wl, "recurrence grad")?;
+        let w_t = transpose(w, d.rows, d.width());
         let grad = f32_slice(gs, gl, "recurrence grad")?;
-        let Dims {
-            batch,
-            steps,
-            hidden: h,
-            rows,
-        } = d;
-        if self.bias.len() != rows {
+        if self.bias.len() != d.rows {
             candle_core::bail!(
-                "recurrence grad: {} biases for {rows} gates",
-                self.bias.len()
+                "recurrence grad: {} biases for {} gates",
+                self.bias.len(),
+                d.rows
             );
         }
-        let n_inputs = batch * steps * rows;
-        let mut d_inputs = vec![0f32; n_inputs];
-        let partials: Vec<Vec<f32>> = d_inputs
-            .par_chunks_mut(d.task_len(rows))
-            .zip(inputs.par_chunks(d.task_len(rows)))
-            .zip(grad.par_chunks(d.task_len(h)))
-            .map(|((d_inputs, inputs), grad)| {
-                backward_rows(
-                    self,
-                    &d.of_task(inputs),
-                    inputs,
-                    w_hh,
-                    &w_hh_t,
-                    grad,
-                    d_inputs,
-                )
-            })
+        let mut d_x = vec![0f32; x.len()];
+        let partials: Vec<Vec<f32>> = d_x
+            .par_chunks_mut(d.task_len(d.input))
+            .zip(x.par_chunks(d.task_len(d.input)))
+            .zip(grad.par_chunks(d.task_len(d.hidden)))
+            .map(|((d_x, x), grad)| backward_rows(self, &d.of_task(x), x, w, &w_t, grad, d_x))
             .collect();
-        let mut out = d_inputs;
+        let mut out = d_x;
         out.extend(sum_in_order(partials));
         let len = out.len();
         Ok((CpuStorage::F32(out), Shape::from(len)))
@@ -498,16 +501,16 @@ impl CustomOp3 for RecurrenceGrad {
 }
 
 simd_dispatch! {
-    /// Backward through time over a run of batch rows: writes their inputs' gradient and
-    /// returns their share of the `W_hh` and bias gradients, `[rows * hidden + rows]`.
+    /// Backward through time over a run of batch rows: writes their input's gradient and
+    /// returns their share of the weight and bias gradients, `[rows * width + rows]`.
     fn backward_rows = backward_through_time(
         op: &RecurrenceGrad,
         d: &Dims,
-        inputs: &[f32],
-        w_hh: &[f32],
-        w_hh_t: &[f32],
+        x: &[f32],
+        w: &[f32],
+        w_t: &[f32],
         grad: &[f32],
-        d_inputs: &mut [f32],
+        d_x: &mut [f32],
     ) -> Vec<f32>
 }
 
@@ -515,24 +518,28 @@ simd_dispatch! {
 fn backward_through_time(
     op: &RecurrenceGrad,
     d: &Dims,
-    inputs: &[f32],
-    w_hh: &[f32],
-    w_hh_t: &[f32],
+    x: &[f32],
+    w: &[f32],
+    w_t: &[f32],
     grad: &[f32],
-    d_inputs: &mut [f32],
+    d_x: &mut [f32],
 ) -> Vec<f32> {
     let Dims {
         batch,
         steps,
+        input,
         hidden: h,
         rows,
     } = *d;
-    let trace = run(op.lstm, d, inputs, w_hh_t, &op.bias);
-    let mut weights = vec![0f32; rows * h + rows];
-    let (d_w_hh, d_bias) = weights.split_at_mut(rows * h);
+    let width = d.width();
+    let trace = run(op.lstm, d, x, w_t, &op.bias);
+    let mut weights = vec![0f32; rows * width + rows];
+    let (d_w, d_bias) = weights.split_at_mut(rows * width);
     let mut dh_next = vec![0f32; batch * h];
     let mut dc_next = vec![0f32; if op.lstm { batch * h } else { 0 }];
     let mut d_gates = vec![0f32; batch * rows];
+    let mut xh = vec![0f32; batch * width];
+    let mut d_xh = vec![0f32; batch * width];
     // The cell state before the first step.
     let no_cell = vec![0f32; h];
     for t in (0..steps).rev() {
@@ -580,36 +587,42 @@ fn backward_through_time(
         }
         for b in 0..batch {
             let dg = &d_gates[b * rows..][..rows];
-            d_inputs[(b * steps + t) * rows..][..rows].copy_from_slice(dg);
             for u in 0..rows {
                 d_bias[u] += dg[u];
             }
         }
-        if t > 0 {
-            let prev = &trace.states[(t - 1) * batch * h..][..batch * h];
-            // dh_{t-1} = dG_t W_hh
-            matmul(
-                (batch, h, rows),
-                &mut dh_next,
-                (h, 1),
-                false,
-                &d_gates,
-                (rows, 1),
-                w_hh,
-                (h, 1),
-            );
-            // dW_hh += dG_t^T h_{t-1}
-            matmul(
-                (rows, h, batch),
-                d_w_hh,
-                (h, 1),
-                true,
-                &d_gates,
-                (1, rows),
-                prev,
-                (h, 1),
-            );
+        let k = d.product_width(t);
+        // [dx_t | dh_{t-1}] = dG_t [W_ih | W_hh]
+        matmul(
+            (batch, k, rows),
+            &mut d_xh,
+            (width, 1),
+            false,
+            &d_gates,
+            (rows, 1),
+            w,
+            (width, 1),
+        );
+        let prev = (t > 0).then(|| &trace.states[(t - 1) * batch * h..][..batch * h]);
+        for b in 0..batch {
+            let row = &d_xh[b * width..][..width];
+            d_x[(b * steps + t) * input..][..input].copy_from_slice(&row[..input]);
+            if prev.is_some() {
+                dh_next[b * h..][..h].copy_from_slice(&row[input..]);
+            }
         }
+        // [dW_ih | dW_hh] += dG_t^T [x_t | h_{t-1}]
+        load_inputs(&mut xh, x, prev, d, t);
+        matmul(
+            (rows, k, batch),
+            d_w,
+            (width, 1),
+            true,
+            &d_gates,
+            (1, rows),
+            &xh,
+            (width, 1),
+        );
     }
     weights
 }
