@@ -68,14 +68,25 @@ impl ConvGeometry {
         first..end
     }
 
+    /// [`Self::valid_ox`] for every kernel column: made once per op, since it depends on the
+    /// shapes alone, and passed to every image's [`Self::im2col`] and [`Self::col2im`].
+    fn valid_columns(&self) -> Vec<std::ops::Range<usize>> {
+        (0..self.kernel_w).map(|kx| self.valid_ox(kx)).collect()
+    }
+
     /// One image's patches as the columns of a `[taps, positions]` block whose rows lie
     /// `row_stride` apart (`positions` for one image, more when images share the matrix);
-    /// padding reads as zero.
-    fn im2col(&self, image: &[f32], col: &mut [f32], row_stride: usize) {
+    /// padding reads as zero. `valid` is [`Self::valid_columns`].
+    fn im2col(
+        &self,
+        image: &[f32],
+        col: &mut [f32],
+        row_stride: usize,
+        valid: &[std::ops::Range<usize>],
+    ) {
         let (oh, ow, p) = (self.out_h(), self.out_w(), self.positions());
-        let valid: Vec<_> = (0..self.kernel_w).map(|kx| self.valid_ox(kx)).collect();
         if self.stride == 1 && (oh, ow) == (self.height, self.width) {
-            return self.im2col_same(image, col, row_stride, &valid);
+            return self.im2col_same(image, col, row_stride, valid);
         }
         for ci in 0..self.c_in {
             let plane = &image[ci * self.height * self.width..][..self.height * self.width];
@@ -160,13 +171,19 @@ impl ConvGeometry {
 
     /// Adds a `[taps, positions]` block of patch gradients (rows `row_stride` apart, as in
     /// [`Self::im2col`]) back onto one image's gradient. The block is scratch: the same-size
-    /// path zeroes the entries of its wrapped columns before adding.
-    fn col2im(&self, col: &mut [f32], row_stride: usize, image: &mut [f32]) {
+    /// path zeroes the entries of its wrapped columns before adding. `valid` is
+    /// [`Self::valid_columns`].
+    fn col2im(
+        &self,
+        col: &mut [f32],
+        row_stride: usize,
+        image: &mut [f32],
+        valid: &[std::ops::Range<usize>],
+    ) {
         let (oh, ow, p) = (self.out_h(), self.out_w(), self.positions());
-        let valid: Vec<_> = (0..self.kernel_w).map(|kx| self.valid_ox(kx)).collect();
         image.fill(0.0);
         if self.stride == 1 && (oh, ow) == (self.height, self.width) {
-            return self.col2im_same(col, row_stride, image, &valid);
+            return self.col2im_same(col, row_stride, image, valid);
         }
         for ci in 0..self.c_in {
             let plane = &mut image[ci * self.height * self.width..][..self.height * self.width];
@@ -305,6 +322,7 @@ impl CustomOp3 for Conv2d {
         }
         let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
         let (group, per_task) = g.grouping();
+        let valid = g.valid_columns();
         let mut out = vec![0f32; g.batch * g.out_len()];
         out.par_chunks_mut(g.out_len() * per_task)
             .zip(x.par_chunks(g.image_len() * per_task))
@@ -316,7 +334,7 @@ impl CustomOp3 for Conv2d {
                     {
                         let cols = outs.len() / g.out_len() * p;
                         for (i, image) in images.chunks(g.image_len()).enumerate() {
-                            g.im2col(image, &mut col[i * p..], cols);
+                            g.im2col(image, &mut col[i * p..], cols, &valid);
                         }
                         matmul(
                             (k, cols, taps),
@@ -392,6 +410,7 @@ impl CustomOp2 for Conv2dGradInput {
         );
         let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
         let (group, per_task) = g.grouping();
+        let valid = g.valid_columns();
         let mut out = vec![0f32; g.batch * g.image_len()];
         out.par_chunks_mut(g.image_len() * per_task)
             .zip(grad.par_chunks(g.out_len() * per_task))
@@ -417,7 +436,7 @@ impl CustomOp2 for Conv2dGradInput {
                             (cols, 1),
                         );
                         for (i, image) in images.chunks_mut(g.image_len()).enumerate() {
-                            g.col2im(&mut col[i * p..], cols, image);
+                            g.col2im(&mut col[i * p..], cols, image, &valid);
                         }
                     }
                 });
@@ -449,6 +468,7 @@ impl CustomOp2 for Conv2dGradWeight {
         );
         let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
         let (group, per_task) = g.grouping();
+        let valid = g.valid_columns();
         let total = sum_in_order(
             x.par_chunks(g.image_len() * per_task)
                 .zip(grad.par_chunks(g.out_len() * per_task))
@@ -466,7 +486,7 @@ impl CustomOp2 for Conv2dGradWeight {
                                 .zip(grads.chunks(g.out_len()))
                                 .enumerate()
                             {
-                                g.im2col(image, &mut col[i * p..], cols);
+                                g.im2col(image, &mut col[i * p..], cols, &valid);
                                 g.gather_rows(go, block, cols, i * p);
                                 for (sum, row) in acc_b.iter_mut().zip(go.chunks(p)) {
                                     *sum += row.iter().sum::<f32>();
