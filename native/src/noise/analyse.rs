@@ -204,8 +204,10 @@ pub fn analyse(
             },
         )?;
         err?;
-        // One matmul accumulates all three class-image variants: rows of W are the one-hot
-        // prediction, the softmax, and the one-hot prediction gated by the confidence threshold.
+        // One matmul accumulates all three class-image variants and the plain sum of the
+        // stimuli: rows of W are the one-hot prediction, the softmax, the one-hot prediction
+        // gated by the confidence threshold, and ones (candle's column sum, `x.sum(0)`, had been
+        // 5% of an `rnn`'s white-noise run).
         phases.lap("layer statistics")?;
         let probs = candle_nn::ops::softmax_last_dim(&logits)?;
         let pred = probs.argmax(D::Minus1)?;
@@ -215,10 +217,12 @@ pub fn analyse(
             .gt(cfg.threshold as f64)?
             .to_dtype(DType::F32)?
             .unsqueeze(1)?;
+        let ones = Tensor::ones((b, 1), DType::F32, &model.device)?;
         let w = Tensor::cat(&[&onehot, &probs, &onehot.broadcast_mul(&confident)?], 1)?; // [b, 3C]
-        add_into(&mut class_sums, &w.t()?.matmul(&x)?)?;
+        let sums = Tensor::cat(&[&w, &ones], 1)?.t()?.matmul(&x)?; // [3C + 1, PIXELS]
+        add_into(&mut class_sums, &sums.narrow(0, 0, 3 * classes)?)?;
+        add_into(&mut stimulus_sum, &sums.narrow(0, 3 * classes, 1)?)?;
         add_into(&mut counts, &w.sum(0)?)?;
-        add_into(&mut stimulus_sum, &x.sum(0)?)?;
         if images.is_some() {
             predictions.extend(pred.to_vec1::<u32>()?.into_iter().map(|p| p as f32));
             confidence.extend(top.to_vec1::<f32>()?);
