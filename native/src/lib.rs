@@ -1,6 +1,7 @@
 //! wna's native engine: candle models, training, white-noise analysis and input gradients,
 //! exported through a C ABI for Deno (see `ffi.rs`).
 
+pub mod alloc;
 pub mod arrays;
 pub mod attribution;
 pub mod augment;
@@ -30,3 +31,6 @@ pub mod train;
 pub mod tsne;
 
 pub use error::{Error, Result};
+
+#[global_allocator]
+static ALLOCATOR: alloc::HugePages = alloc::HugePages;
