@@ -1,8 +1,8 @@
 //! The library's global allocator: the system's, asking the kernel for transparent huge pages
 //! (2 MiB) for big buffers. A white-noise batch of `smaller` allocates activations of up to
 //! 100 MB, and candle allocates every op's output afresh: with 4 KiB pages each batch took
-//! hundreds of thousands of page faults (`perf stat`: 917,201 for 20,000 noise images, against
-//! 53,260 with huge pages), and the faults with their cgroup accounting were a fifth of the
+//! hundreds of thousands of page faults (`perf stat`: 917,020 for 20,000 noise images, against
+//! 66,466 with this allocator), and the faults with their cgroup accounting were a fifth of the
 //! profile. glibc's own switch for this (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`) only works when
 //! set before the process starts; Deno loads the library later, so the library advises the
 //! kernel itself.

@@ -171,3 +171,14 @@ pub(crate) fn with_scratch<const N: usize, R>(
 pub(crate) fn images_per_task(per_image_flops: usize) -> usize {
     (200_000 / per_image_flops.max(1)).clamp(1, 64)
 }
+
+/// A row-major `[rows, cols]` matrix as row-major `[cols, rows]`.
+pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = values[r * cols + c];
+        }
+    }
+    out
+}

@@ -17,7 +17,7 @@
 //! each step instead (a parallel gemm and a parallel element-wise pass) cost two fork-joins per
 //! step, and on two cores a third of an `rnn` training epoch went to threads parking and waking.
 
-use super::{f32_slice, matmul, sum_in_order, with_scratch, CResult};
+use super::{f32_slice, matmul, sum_in_order, transpose, with_scratch, CResult};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -197,11 +197,11 @@ simd_dispatch! {
 fn run_rows(lstm: bool, d: &Dims, x: &[f32], w_t: &[f32], bias: &[f32]) -> Trace {
     let Dims {
         batch,
+        steps,
         hidden: h,
         rows,
         ..
     } = *d;
-    let steps = d.steps;
     let mut states = vec![0f32; steps * batch * h];
     let mut cells = vec![0f32; if lstm { steps * batch * h } else { 0 }];
     let mut acts = vec![0f32; if lstm { steps * batch * rows } else { 0 }];
@@ -241,7 +241,7 @@ fn run_rows(lstm: bool, d: &Dims, x: &[f32], w_t: &[f32], bias: &[f32]) -> Trace
 
 simd_dispatch! {
     /// The forward pass over a run of batch rows, written straight into their share of the
-    /// op's output, `[rows, steps, hidden]`.
+    /// op's output, `[batch rows, steps, hidden]`.
     fn run_into = run_rows_into(
         lstm: bool,
         d: &Dims,
@@ -340,19 +340,6 @@ fn product(d: &Dims, t: usize, gates: &mut [f32], xh: &[f32], w_t: &[f32]) {
     );
 }
 
-/// `[W_ih | W_hh]^T`, `[width, rows]`, made once per op: as the right-hand side of each step's
-/// product it is column-major to the matrix kernel, which then packs it with straight copies
-/// instead of a transposing gather every step (8% of an LSTM's white-noise run).
-fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0f32; rows * cols];
-    for (r, row) in w.chunks_exact(cols.max(1)).take(rows).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            t[c * rows + r] = v;
-        }
-    }
-    t
-}
-
 /// One LSTM step of one batch row: the gates `g` (`[4 * h]`) become their activations in place,
 /// the cell `c` is updated in place (from zero when `carry` is false: the first step) and the
 /// state `s` is written.
@@ -408,6 +395,10 @@ impl CustomOp3 for Recurrence {
     ) -> CResult<(CpuStorage, Shape)> {
         let d = dims(self.lstm, xl, wl)?;
         let x = f32_slice(xs, xl, "recurrence")?;
+        // `[W_ih | W_hh]^T`, `[width, rows]`, made once per op: as the right-hand side of each
+        // step's product it is column-major to the matrix kernel, which then packs it with
+        // straight copies instead of a transposing gather every step (8% of an LSTM's
+        // white-noise run).
         let w_t = transpose(f32_slice(ws, wl, "recurrence")?, d.rows, d.width());
         let bias = f32_slice(bs, bl, "recurrence")?;
         if bias.len() != d.rows {
@@ -477,7 +468,7 @@ impl CustomOp3 for RecurrenceGrad {
         let d = dims(self.lstm, xl, wl)?;
         let x = f32_slice(xs, xl, "recurrence grad")?;
         let w = f32_slice(ws, wl, "recurrence grad")?;
-        let w_t = transpose(w, d.rows, d.width());
+        let w_t = transpose(w, d.rows, d.width()); // as in the forward
         let grad = f32_slice(gs, gl, "recurrence grad")?;
         if self.bias.len() != d.rows {
             candle_core::bail!(
@@ -548,8 +539,8 @@ fn backward_through_time(
             let cell = &trace.cells[t * batch * h..][..batch * h];
             let c_prev = (t > 0).then(|| &trace.cells[(t - 1) * batch * h..][..batch * h]);
             let act = &trace.acts[t * batch * rows..][..batch * rows];
-            // Plain `for` loops, as in `lstm_step`, and every operand a slice of exactly h,
-            // so the loop vectorises in the AVX2 build.
+            // Plain `for` loops, as in `lstm_row`, and every operand a slice of exactly h,
+            // so the loop vectorises in the SIMD builds.
             for b in 0..batch {
                 let dg = &mut d_gates[b * rows..][..rows];
                 let dc_row = &mut dc_next[b * h..][..h];

@@ -6,6 +6,7 @@
 
 use super::proto::{AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto};
 use crate::error::{Error, Result};
+use crate::kernels::transpose;
 use crate::spec::{window, LayerSpec, NetSpec, Shape, IMAGE};
 use std::collections::{HashMap, HashSet};
 
@@ -319,16 +320,6 @@ pub(super) struct ConvNode {
 
 /// A batch norm's four tensors, `[weight, bias, running_mean, running_var]`.
 pub(super) type BnParams = [Vec<f32>; 4];
-
-fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; values.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = values[r * cols + c];
-        }
-    }
-    out
-}
 
 impl Walker<'_> {
     pub(super) fn users(&self, value: &str) -> Vec<usize> {
