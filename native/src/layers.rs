@@ -110,6 +110,42 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    /// Inference with no gradient wanted: this convolution, then `bn` with its running
+    /// statistics, then `skip` added (a residual input of the output's shape), then the ReLU, as
+    /// one fused op with the same bits as the layers run one by one. `None` where the CPU kernels
+    /// do not apply (other devices, `WNA_CANDLE_OPS`): the caller then runs the layers.
+    pub fn forward_inference(
+        &self,
+        x: &Tensor,
+        bn: &BatchNorm,
+        skip: Option<&Tensor>,
+        relu: bool,
+    ) -> Result<Option<Tensor>> {
+        if !use_kernels(x) {
+            return Ok(None);
+        }
+        let bias = match &self.bias {
+            Some(b) => b.to_vec1::<f32>()?,
+            None => vec![0.0; self.weight.dim(0)?],
+        };
+        let op = kernels::Conv2dInference {
+            stride: self.stride,
+            padding: self.padding,
+            epilogue: kernels::Epilogue {
+                bias,
+                affine: Some(bn.inference_affine()?),
+                relu,
+            },
+        };
+        let x = x.contiguous()?;
+        Ok(Some(match skip {
+            Some(s) => x.apply_op3_no_bwd(&self.weight, &s.contiguous()?, &op)?,
+            None => x.apply_op2_no_bwd(&self.weight, &op)?,
+        }))
+    }
+}
+
 /// Batch norm's epsilon (PyTorch's default); the ONNX importer folds a file's own into the
 /// running variance against it.
 pub const BN_EPS: f64 = 1e-5;
@@ -166,10 +202,7 @@ impl BatchNorm {
                     self.running_var.as_tensor().to_vec1::<f32>()?,
                 )
             };
-            let invstd = var
-                .iter()
-                .map(|&v| 1.0 / (v + self.eps as f32).sqrt())
-                .collect();
+            let invstd = self.invstd(&var);
             let op = kernels::BatchNorm {
                 mean,
                 invstd,
@@ -206,6 +239,24 @@ impl BatchNorm {
             .broadcast_add(&self.bias.reshape(((), 1))?)?;
         let y = y.reshape(t_shape)?.transpose(0, 1)?.reshape(shape)?;
         Ok(if relu { y.relu()? } else { y })
+    }
+
+    fn invstd(&self, var: &[f32]) -> Vec<f32> {
+        var.iter()
+            .map(|&v| 1.0 / (v + self.eps as f32).sqrt())
+            .collect()
+    }
+
+    /// The running statistics and the affine parameters as one scale and shift per channel,
+    /// exactly as the inference kernel forms them.
+    fn inference_affine(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let var = self.running_var.as_tensor().to_vec1::<f32>()?;
+        Ok(kernels::inference_affine(
+            &self.weight.to_vec1::<f32>()?,
+            &self.bias.to_vec1::<f32>()?,
+            &self.running_mean.as_tensor().to_vec1::<f32>()?,
+            &self.invstd(&var),
+        ))
     }
 
     fn update_running(&self, mean: &[f32], var: &[f32], count: usize) -> Result<()> {

@@ -52,6 +52,25 @@ pub fn channel_statistics(x: &[f32], channels: usize, spatial: usize) -> (Vec<f3
     (mean.into_iter().map(|m| m as f32).collect(), var)
 }
 
+/// A batch norm with fixed statistics as one scale and shift per channel: `gamma * invstd` and
+/// `beta - mean * scale`. The fused convolution ([`super::Conv2dInference`]) takes the same
+/// pair, so both paths give the same bits.
+pub fn inference_affine(
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    invstd: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = gamma.iter().zip(invstd).map(|(g, s)| g * s).collect();
+    let shift = beta
+        .iter()
+        .zip(mean)
+        .zip(&scale)
+        .map(|((b, m), a)| b - m * a)
+        .collect();
+    (scale, shift)
+}
+
 impl CustomOp3 for BatchNorm {
     fn name(&self) -> &'static str {
         "wna-batch-norm"
@@ -75,8 +94,7 @@ impl CustomOp3 for BatchNorm {
         if gamma.len() != c || beta.len() != c || self.mean.len() != c || self.invstd.len() != c {
             candle_core::bail!("batch norm: parameters do not match {c} channels");
         }
-        let scale: Vec<f32> = (0..c).map(|i| gamma[i] * self.invstd[i]).collect();
-        let shift: Vec<f32> = (0..c).map(|i| beta[i] - self.mean[i] * scale[i]).collect();
+        let (scale, shift) = inference_affine(gamma, beta, &self.mean, &self.invstd);
         let mut out = vec![0f32; x.len()];
         let per_task = c * spatial * images_per_task(c * spatial);
         out.par_chunks_mut(per_task)

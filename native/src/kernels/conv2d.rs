@@ -44,6 +44,9 @@ impl ConvGeometry {
     fn out_len(&self) -> usize {
         self.c_out * self.positions()
     }
+    fn out_shape(&self) -> Shape {
+        Shape::from((self.batch, self.c_out, self.out_h(), self.out_w()))
+    }
 
     /// Input column of output column `ox` under kernel column `kx`, if inside the image.
     fn source_x(&self, ox: usize, kx: usize) -> Option<usize> {
@@ -263,6 +266,144 @@ impl ConvGeometry {
     }
 }
 
+/// What happens to each value of a convolution's product on its way into the NCHW output: the
+/// conv's bias, then optionally an inference batch norm's per-channel scale and shift, a
+/// residual input, and a ReLU. They are applied in the order, and with the f32 operations, of
+/// the separate ops (conv, [`super::BatchNorm`], candle's add and ReLU), so the fused result has
+/// the same bits.
+pub struct Epilogue {
+    pub bias: Vec<f32>,
+    /// `(scale, shift)` per output channel, as [`super::batch_norm::inference_affine`] makes them.
+    pub affine: Option<(Vec<f32>, Vec<f32>)>,
+    pub relu: bool,
+}
+
+impl Epilogue {
+    fn check(&self, channels: usize) -> CResult<()> {
+        let affine_ok = self
+            .affine
+            .as_ref()
+            .is_none_or(|(a, b)| a.len() == channels && b.len() == channels);
+        if self.bias.len() != channels || !affine_ok {
+            candle_core::bail!(
+                "conv2d: bias or batch norm has {} values for {channels} channels",
+                self.bias.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// One output row (one channel of one image) from its product row and residual row.
+    #[inline(always)]
+    fn row<const AFFINE: bool, const SKIP: bool, const RELU: bool>(
+        &self,
+        channel: usize,
+        out: &mut [f32],
+        product: &[f32],
+        skip: &[f32],
+    ) {
+        let bias = self.bias[channel];
+        let (a, b) = match &self.affine {
+            Some((a, b)) if AFFINE => (a[channel], b[channel]),
+            _ => (1.0, 0.0),
+        };
+        let value = |v: f32| {
+            let y = v + bias;
+            if AFFINE {
+                a * y + b
+            } else {
+                y
+            }
+        };
+        let relu = |y: f32| if RELU { y.max(0.0) } else { y };
+        if SKIP {
+            for ((o, &v), &s) in out.iter_mut().zip(product).zip(skip) {
+                *o = relu(value(v) + s);
+            }
+        } else {
+            for (o, &v) in out.iter_mut().zip(product) {
+                *o = relu(value(v));
+            }
+        }
+    }
+
+    /// [`Self::row`] for this epilogue's combination, picked once per op.
+    #[allow(clippy::type_complexity)]
+    fn row_fn(&self, skip: bool) -> fn(&Self, usize, &mut [f32], &[f32], &[f32]) {
+        match (self.affine.is_some(), skip, self.relu) {
+            (false, false, false) => Self::row::<false, false, false>,
+            (false, false, true) => Self::row::<false, false, true>,
+            (false, true, false) => Self::row::<false, true, false>,
+            (false, true, true) => Self::row::<false, true, true>,
+            (true, false, false) => Self::row::<true, false, false>,
+            (true, false, true) => Self::row::<true, false, true>,
+            (true, true, false) => Self::row::<true, true, false>,
+            (true, true, true) => Self::row::<true, true, true>,
+        }
+    }
+}
+
+/// The forward of a convolution: groups of images' patches into one product each, then the
+/// epilogue on the way back to NCHW. `skip`, when given, has the output's shape.
+fn forward(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    epilogue: &Epilogue,
+    skip: Option<&[f32]>,
+) -> Vec<f32> {
+    let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
+    let (group, per_task) = g.grouping();
+    let valid = g.valid_columns();
+    let finish = epilogue.row_fn(skip.is_some());
+    let mut out = vec![0f32; g.batch * g.out_len()];
+    // Without a residual input every task reads the same empty slice.
+    let skips: Vec<&[f32]> = match skip {
+        Some(s) => s.chunks(g.out_len() * per_task).collect(),
+        None => vec![&[]; out.len().div_ceil(g.out_len() * per_task)],
+    };
+    out.par_chunks_mut(g.out_len() * per_task)
+        .zip(x.par_chunks(g.image_len() * per_task))
+        .zip(skips.into_par_iter())
+        .for_each(|((outs, images), skips)| {
+            with_scratch(g.group_scratch(), |[col, product]| {
+                for (j, (outs, images)) in outs
+                    .chunks_mut(g.out_len() * group)
+                    .zip(images.chunks(g.image_len() * group))
+                    .enumerate()
+                {
+                    let cols = outs.len() / g.out_len() * p;
+                    for (i, image) in images.chunks(g.image_len()).enumerate() {
+                        g.im2col(image, &mut col[i * p..], cols, &valid);
+                    }
+                    matmul(
+                        (k, cols, taps),
+                        product,
+                        (cols, 1),
+                        false,
+                        w,
+                        (taps, 1),
+                        col,
+                        (cols, 1),
+                    );
+                    // Back to NCHW, through the epilogue.
+                    for (i, o) in outs.chunks_mut(g.out_len()).enumerate() {
+                        let image = j * group + i;
+                        for (c, row) in o.chunks_mut(p).enumerate() {
+                            let from = &product[c * cols + i * p..][..p];
+                            let skip = match skips.is_empty() {
+                                true => &[][..],
+                                false => &skips[(image * k + c) * p..][..p],
+                            };
+                            finish(epilogue, c, row, from, skip);
+                        }
+                    }
+                }
+            });
+        });
+    out
+}
+
 /// `conv2d(x, w) + b` with x `[n, c, h, w]`, w `[k, c, kh, kw]`, b `[k]`.
 pub struct Conv2d {
     pub stride: usize,
@@ -313,56 +454,14 @@ impl CustomOp3 for Conv2d {
             f32_slice(ws, wl, "conv2d")?,
             f32_slice(bs, bl, "conv2d")?,
         );
-        if b.len() != g.c_out {
-            candle_core::bail!(
-                "conv2d: bias has {} values for {} channels",
-                b.len(),
-                g.c_out
-            );
-        }
-        let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
-        let (group, per_task) = g.grouping();
-        let valid = g.valid_columns();
-        let mut out = vec![0f32; g.batch * g.out_len()];
-        out.par_chunks_mut(g.out_len() * per_task)
-            .zip(x.par_chunks(g.image_len() * per_task))
-            .for_each(|(outs, images)| {
-                with_scratch(g.group_scratch(), |[col, product]| {
-                    for (outs, images) in outs
-                        .chunks_mut(g.out_len() * group)
-                        .zip(images.chunks(g.image_len() * group))
-                    {
-                        let cols = outs.len() / g.out_len() * p;
-                        for (i, image) in images.chunks(g.image_len()).enumerate() {
-                            g.im2col(image, &mut col[i * p..], cols, &valid);
-                        }
-                        matmul(
-                            (k, cols, taps),
-                            product,
-                            (cols, 1),
-                            false,
-                            w,
-                            (taps, 1),
-                            col,
-                            (cols, 1),
-                        );
-                        // Back to NCHW, adding the bias on the way.
-                        for (i, o) in outs.chunks_mut(g.out_len()).enumerate() {
-                            for ((row, &bias), from) in o
-                                .chunks_mut(p)
-                                .zip(b)
-                                .zip(product.chunks(cols).map(|r| &r[i * p..][..p]))
-                            {
-                                for (o, &v) in row.iter_mut().zip(from) {
-                                    *o = v + bias;
-                                }
-                            }
-                        }
-                    }
-                });
-            });
-        let shape = Shape::from((g.batch, g.c_out, g.out_h(), g.out_w()));
-        Ok((CpuStorage::F32(out), shape))
+        let epilogue = Epilogue {
+            bias: b.to_vec(),
+            affine: None,
+            relu: false,
+        };
+        epilogue.check(g.c_out)?;
+        let out = forward(&g, x, w, &epilogue, None);
+        Ok((CpuStorage::F32(out), g.out_shape()))
     }
 
     fn bwd(
@@ -385,6 +484,81 @@ impl CustomOp3 for Conv2d {
         let grad_w = both.narrow(0, 0, kernel_len)?.reshape(w.shape())?;
         let grad_b = both.narrow(0, kernel_len, g.c_out)?;
         Ok((grad_x, Some(grad_w), Some(grad_b)))
+    }
+}
+
+/// An inference convolution with its [`Epilogue`] fused in: `conv2d(x, w)`, bias, batch norm,
+/// optional residual input (the third tensor of the `CustomOp3` form) and ReLU, in one pass over
+/// the output. No backward: the layers use it only when no gradient is wanted.
+pub struct Conv2dInference {
+    pub stride: usize,
+    pub padding: usize,
+    pub epilogue: Epilogue,
+}
+
+impl Conv2dInference {
+    fn run(
+        &self,
+        (xs, xl): (&CpuStorage, &Layout),
+        (ws, wl): (&CpuStorage, &Layout),
+        skip: Option<(&CpuStorage, &Layout)>,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let conv = Conv2d {
+            stride: self.stride,
+            padding: self.padding,
+        };
+        let g = conv.geometry(xl, wl)?;
+        let (x, w) = (f32_slice(xs, xl, "conv2d")?, f32_slice(ws, wl, "conv2d")?);
+        self.epilogue.check(g.c_out)?;
+        let skip = match skip {
+            Some((ss, sl)) => {
+                if sl.shape() != &g.out_shape() {
+                    candle_core::bail!(
+                        "conv2d: residual input {:?} does not match the output {:?}",
+                        sl.shape(),
+                        g.out_shape()
+                    );
+                }
+                Some(f32_slice(ss, sl, "conv2d residual")?)
+            }
+            None => None,
+        };
+        let out = forward(&g, x, w, &self.epilogue, skip);
+        Ok((CpuStorage::F32(out), g.out_shape()))
+    }
+}
+
+impl CustomOp2 for Conv2dInference {
+    fn name(&self) -> &'static str {
+        "wna-conv2d-inference"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        self.run((xs, xl), (ws, wl), None)
+    }
+}
+
+impl CustomOp3 for Conv2dInference {
+    fn name(&self) -> &'static str {
+        "wna-conv2d-inference-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        ss: &CpuStorage,
+        sl: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        self.run((xs, xl), (ws, wl), Some((ss, sl)))
     }
 }
 

@@ -18,8 +18,8 @@ mod linear;
 mod max_pool;
 mod recurrence;
 
-pub use batch_norm::{channel_statistics, BatchNorm};
-pub use conv2d::{Conv2d, ConvGeometry};
+pub use batch_norm::{channel_statistics, inference_affine, BatchNorm};
+pub use conv2d::{Conv2d, Conv2dInference, ConvGeometry, Epilogue};
 pub use leaky_relu::LeakyRelu;
 pub use linear::Linear;
 pub use max_pool::MaxPool2;
