@@ -12,7 +12,6 @@
 //!   shapes recur batch after batch, so freed blocks are kept, up to [`CACHE_BYTES`], and handed
 //!   out again for a request of the same size class. What the cache holds is bounded by that
 //!   constant, not by the number of samples.
-//!
 //! - **glibc's own reuse for the blocks below that.** glibc serves blocks from 128 KiB up with
 //!   fresh mappings too, until a freed big mapping raises that threshold; with big blocks now
 //!   never freed, it stayed low, and zoo net 11.1's training took 40-65% more page faults. When

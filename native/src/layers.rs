@@ -108,9 +108,7 @@ impl Conv2d {
             None => y,
         })
     }
-}
 
-impl Conv2d {
     /// Inference with no gradient wanted: this convolution, then `bn` with its running
     /// statistics, then `skip` added (a residual input of the output's shape), then the ReLU, as
     /// one fused op with the same bits as the layers run one by one. `None` where the CPU kernels
@@ -130,8 +128,10 @@ impl Conv2d {
             None => vec![0.0; self.weight.dim(0)?],
         };
         let op = kernels::Conv2dInference {
-            stride: self.stride,
-            padding: self.padding,
+            conv: kernels::Conv2d {
+                stride: self.stride,
+                padding: self.padding,
+            },
             epilogue: kernels::Epilogue {
                 bias,
                 affine: Some(bn.inference_affine()?),

@@ -60,8 +60,7 @@ fn the_fused_conv_has_the_bits_of_conv_batch_norm_add_and_relu() -> R {
                 _ => normed,
             };
             let fused = Conv2dInference {
-                stride,
-                padding,
+                conv: Conv2d { stride, padding },
                 epilogue: Epilogue {
                     bias: bias.to_vec1()?,
                     affine: Some(inference_affine(
@@ -93,8 +92,10 @@ fn a_residual_input_of_the_wrong_shape_is_an_error() -> R {
     let x = rand(&[2, 3, 7, 7], 1, -1.0, 1.0);
     let w = rand(&[4, 3, 3, 3], 2, -1.0, 1.0);
     let op = Conv2dInference {
-        stride: 1,
-        padding: 1,
+        conv: Conv2d {
+            stride: 1,
+            padding: 1,
+        },
         epilogue: Epilogue {
             bias: vec![0.0; 4],
             affine: None,

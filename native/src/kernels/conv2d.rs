@@ -391,9 +391,10 @@ fn forward(
                         let image = j * group + i;
                         for (c, row) in o.chunks_mut(p).enumerate() {
                             let from = &product[c * cols + i * p..][..p];
-                            let skip = match skips.is_empty() {
-                                true => &[][..],
-                                false => &skips[(image * k + c) * p..][..p],
+                            let skip = if skips.is_empty() {
+                                &[][..]
+                            } else {
+                                &skips[(image * k + c) * p..][..p]
                             };
                             finish(epilogue, c, row, from, skip);
                         }
@@ -491,8 +492,7 @@ impl CustomOp3 for Conv2d {
 /// optional residual input (the third tensor of the `CustomOp3` form) and ReLU, in one pass over
 /// the output. No backward: the layers use it only when no gradient is wanted.
 pub struct Conv2dInference {
-    pub stride: usize,
-    pub padding: usize,
+    pub conv: Conv2d,
     pub epilogue: Epilogue,
 }
 
@@ -503,11 +503,7 @@ impl Conv2dInference {
         (ws, wl): (&CpuStorage, &Layout),
         skip: Option<(&CpuStorage, &Layout)>,
     ) -> CResult<(CpuStorage, Shape)> {
-        let conv = Conv2d {
-            stride: self.stride,
-            padding: self.padding,
-        };
-        let g = conv.geometry(xl, wl)?;
+        let g = self.conv.geometry(xl, wl)?;
         let (x, w) = (f32_slice(xs, xl, "conv2d")?, f32_slice(ws, wl, "conv2d")?);
         self.epilogue.check(g.c_out)?;
         let skip = match skip {
