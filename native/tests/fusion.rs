@@ -25,9 +25,10 @@ fn bits(t: &Tensor) -> Vec<u32> {
 fn the_fused_conv_has_the_bits_of_conv_batch_norm_add_and_relu() -> R {
     // (batch, c_in, size, c_out, kernel, stride, padding): `larger`'s same-size 3x3 and its
     // stride-2 stem and projection, and a valid conv as in `smaller`; 23 images make a short
-    // last group and task.
+    // last group and task; 64 input channels take the Winograd path.
     for (n, c, size, k, kernel, stride, padding) in [
         (23, 4, 7, 8, 3, 1, 1),
+        (23, 64, 7, 8, 3, 1, 1),
         (23, 1, 28, 5, 7, 2, 3),
         (23, 6, 14, 8, 1, 2, 0),
         (23, 3, 13, 6, 3, 1, 0),

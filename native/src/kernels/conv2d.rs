@@ -7,6 +7,8 @@ use super::{f32_slice, images_per_task, matmul, sum_in_order, with_scratch, CRes
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+mod winograd;
+
 /// Columns (images x output positions) a grouped product aims for.
 const GROUP_COLUMNS: usize = 512;
 
@@ -30,6 +32,10 @@ impl ConvGeometry {
     }
     pub fn out_w(&self) -> usize {
         (self.width + 2 * self.padding - self.kernel_w) / self.stride + 1
+    }
+    /// Whether the forward runs through Winograd's F(4x4, 3x3) rather than im2col.
+    pub fn winograd(&self) -> bool {
+        winograd::applies(self)
     }
     fn positions(&self) -> usize {
         self.out_h() * self.out_w()
@@ -278,6 +284,9 @@ pub struct Epilogue {
     pub relu: bool,
 }
 
+/// An [`Epilogue`]'s row function: `(epilogue, channel, out, product, skip)`.
+type RowFn = fn(&Epilogue, usize, &mut [f32], &[f32], &[f32]);
+
 impl Epilogue {
     fn check(&self, channels: usize) -> CResult<()> {
         let affine_ok = self
@@ -328,8 +337,7 @@ impl Epilogue {
     }
 
     /// [`Self::row`] for this epilogue's combination, picked once per op.
-    #[allow(clippy::type_complexity)]
-    fn row_fn(&self, skip: bool) -> fn(&Self, usize, &mut [f32], &[f32], &[f32]) {
+    fn row_fn(&self, skip: bool) -> RowFn {
         match (self.affine.is_some(), skip, self.relu) {
             (false, false, false) => Self::row::<false, false, false>,
             (false, false, true) => Self::row::<false, false, true>,
@@ -352,6 +360,9 @@ fn forward(
     epilogue: &Epilogue,
     skip: Option<&[f32]>,
 ) -> Vec<f32> {
+    if g.winograd() {
+        return winograd::forward(g, x, w, epilogue, skip);
+    }
     let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
     let (group, per_task) = g.grouping();
     let valid = g.valid_columns();
@@ -386,23 +397,37 @@ fn forward(
                         col,
                         (cols, 1),
                     );
-                    // Back to NCHW, through the epilogue.
-                    for (i, o) in outs.chunks_mut(g.out_len()).enumerate() {
-                        let image = j * group + i;
-                        for (c, row) in o.chunks_mut(p).enumerate() {
-                            let from = &product[c * cols + i * p..][..p];
-                            let skip = if skips.is_empty() {
-                                &[][..]
-                            } else {
-                                &skips[(image * k + c) * p..][..p]
-                            };
-                            finish(epilogue, c, row, from, skip);
-                        }
-                    }
+                    finish_group(g, epilogue, finish, outs, product, skips, j * group);
                 }
             });
         });
     out
+}
+
+/// One group's products `[c_out, images * positions]` (image `i` at column `i * positions`) back
+/// to NCHW `outs` through the epilogue; `first` is the group's first image within `skips`.
+fn finish_group(
+    g: &ConvGeometry,
+    epilogue: &Epilogue,
+    finish: RowFn,
+    outs: &mut [f32],
+    product: &[f32],
+    skips: &[f32],
+    first: usize,
+) {
+    let p = g.positions();
+    let cols = outs.len() / g.out_len() * p;
+    for (i, o) in outs.chunks_mut(g.out_len()).enumerate() {
+        for (c, row) in o.chunks_mut(p).enumerate() {
+            let from = &product[c * cols + i * p..][..p];
+            let skip = if skips.is_empty() {
+                &[][..]
+            } else {
+                &skips[((first + i) * g.c_out + c) * p..][..p]
+            };
+            finish(epilogue, c, row, from, skip);
+        }
+    }
 }
 
 /// `conv2d(x, w) + b` with x `[n, c, h, w]`, w `[k, c, kh, kw]`, b `[k]`.

@@ -11,6 +11,41 @@
 //! and input gradients (FGSM) both use them. Non-CPU devices never reach this file: the layer
 //! wrappers in `layers.rs` send them to candle's own ops.
 
+/// `fn $name` runs `$body` compiled for AVX-512 or AVX2, the widest the CPU has, and the
+/// baseline build elsewhere. The library targets the baseline x86-64, where element-wise passes
+/// (a recurrence's gates, Winograd's transforms) run 4 wide on SSE; AVX-512 runs 16 wide. No FMA
+/// is ever contracted (Rust does not fuse `a * b + c` on its own), so every build gives the
+/// baseline's bits. `$body` must be `#[inline(always)]`, and use plain `for` loops and no
+/// closures: an iterator adapter's `fold` or a closure can stay out of line, and then runs
+/// without the target features.
+macro_rules! simd_dispatch {
+    ($(#[$doc:meta])* fn $name:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has just been checked for AVX-512F.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has just been checked for AVX2.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
 mod batch_norm;
 mod conv2d;
 mod leaky_relu;
