@@ -1,6 +1,6 @@
 //! The fully connected layer and its gradients, the weight gradient written in place.
 
-use super::{f32_slice, strided_gemm, CResult};
+use super::{f32_slice, parallel_matmul, parallel_matmul_into, CResult};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 /// A fully connected layer `x . w^T + b` with x `[n, in]`, w `[out, in]` (candle-nn's layout),
@@ -16,8 +16,6 @@ fn linear_dims(x: &Layout, w: &Layout) -> CResult<(usize, usize, usize)> {
     }
     Ok((n, fan_in, out))
 }
-
-const ALL_CORES: gemm::Parallelism = gemm::Parallelism::Rayon(0);
 
 impl CustomOp3 for Linear {
     fn name(&self) -> &'static str {
@@ -42,10 +40,11 @@ impl CustomOp3 for Linear {
         if b.len() != out {
             candle_core::bail!("linear: bias has {} values for {out} outputs", b.len());
         }
-        let mut y = vec![0f32; n * out];
-        y.chunks_mut(out).for_each(|row| row.copy_from_slice(b));
+        // Every row starts as the bias, copied rather than written over zeros.
+        let mut y = Vec::with_capacity(n * out);
+        (0..n).for_each(|_| y.extend_from_slice(b));
         let shape = (n, out, fan_in);
-        strided_gemm(
+        parallel_matmul(
             shape,
             &mut y,
             (out, 1),
@@ -54,7 +53,6 @@ impl CustomOp3 for Linear {
             (fan_in, 1),
             w,
             (1, fan_in),
-            ALL_CORES,
         );
         Ok((CpuStorage::F32(y), Shape::from((n, out))))
     }
@@ -110,41 +108,40 @@ impl CustomOp3 for LinearGrad {
             f32_slice(gs, gl, "linear grad")?,
         );
         let x_len = if self.input_gradient { n * fan_in } else { 0 };
-        let mut all = vec![0f32; x_len + out * fan_in + out];
-        let (dx, rest) = all.split_at_mut(x_len);
+        let len = x_len + out * fan_in + out;
+        // Both products store every element of their blocks, and the bias gradient is written
+        // whole, so the vector is filled once rather than zeroed first.
+        let mut all: Vec<f32> = Vec::with_capacity(len);
+        let (dx, rest) = all.spare_capacity_mut()[..len].split_at_mut(x_len);
         let (dw, db) = rest.split_at_mut(out * fan_in);
         if self.input_gradient {
             // dx = dy . w
-            let shape = (n, fan_in, out);
-            strided_gemm(
-                shape,
+            parallel_matmul_into(
+                (n, fan_in, out),
                 dx,
                 (fan_in, 1),
-                false,
-                dy,
-                (out, 1),
-                w,
-                (fan_in, 1),
-                ALL_CORES,
+                (dy, (out, 1)),
+                (w, (fan_in, 1)),
             );
         }
         // dw = dy^T . x
-        let shape = (out, fan_in, n);
-        strided_gemm(
-            shape,
+        parallel_matmul_into(
+            (out, fan_in, n),
             dw,
             (fan_in, 1),
-            false,
-            dy,
-            (1, out),
-            x,
-            (fan_in, 1),
-            ALL_CORES,
+            (dy, (1, out)),
+            (x, (fan_in, 1)),
         );
+        let mut sums = vec![0f32; out];
         for row in dy.chunks(out) {
-            db.iter_mut().zip(row).for_each(|(s, &g)| *s += g);
+            sums.iter_mut().zip(row).for_each(|(s, &g)| *s += g);
         }
-        let len = all.len();
+        for (to, sum) in db.iter_mut().zip(sums) {
+            to.write(sum);
+        }
+        // SAFETY: the products wrote all of `dx` and `dw` (dense strides over whole blocks), and
+        // the loop above all of `db`: the first `len` elements are initialised.
+        unsafe { all.set_len(len) };
         Ok((CpuStorage::F32(all), Shape::from(len)))
     }
 }
