@@ -364,8 +364,46 @@ fn forward(
         return winograd::forward(g, x, w, epilogue, skip);
     }
     let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
-    let (group, per_task) = g.grouping();
     let valid = g.valid_columns();
+    let im2col_product = |images: &[f32], [col, product]: &mut [&mut [f32]; 2]| {
+        let cols = images.len() / g.image_len() * p;
+        for (i, image) in images.chunks(g.image_len()).enumerate() {
+            g.im2col(image, &mut col[i * p..], cols, &valid);
+        }
+        matmul(
+            (k, cols, taps),
+            product,
+            (cols, 1),
+            false,
+            w,
+            (taps, 1),
+            col,
+            (cols, 1),
+        );
+    };
+    forward_groups(
+        g,
+        x,
+        epilogue,
+        skip,
+        g.grouping(),
+        g.group_scratch(),
+        im2col_product,
+    )
+}
+
+/// The frame of both forwards: tasks of whole groups of images, cut by shape alone and run in
+/// parallel, each group's products made by `products` into the last of this thread's `scratch`
+/// slices (`[c_out, images * positions]`) and taken from there through the epilogue.
+fn forward_groups<const N: usize>(
+    g: &ConvGeometry,
+    x: &[f32],
+    epilogue: &Epilogue,
+    skip: Option<&[f32]>,
+    (group, per_task): (usize, usize),
+    scratch: [usize; N],
+    products: impl Fn(&[f32], &mut [&mut [f32]; N]) + Sync,
+) -> Vec<f32> {
     let finish = epilogue.row_fn(skip.is_some());
     let mut out = vec![0f32; g.batch * g.out_len()];
     // Without a residual input every task reads the same empty slice.
@@ -377,26 +415,14 @@ fn forward(
         .zip(x.par_chunks(g.image_len() * per_task))
         .zip(skips.into_par_iter())
         .for_each(|((outs, images), skips)| {
-            with_scratch(g.group_scratch(), |[col, product]| {
+            with_scratch(scratch, |mut buffers| {
                 for (j, (outs, images)) in outs
                     .chunks_mut(g.out_len() * group)
                     .zip(images.chunks(g.image_len() * group))
                     .enumerate()
                 {
-                    let cols = outs.len() / g.out_len() * p;
-                    for (i, image) in images.chunks(g.image_len()).enumerate() {
-                        g.im2col(image, &mut col[i * p..], cols, &valid);
-                    }
-                    matmul(
-                        (k, cols, taps),
-                        product,
-                        (cols, 1),
-                        false,
-                        w,
-                        (taps, 1),
-                        col,
-                        (cols, 1),
-                    );
+                    products(images, &mut buffers);
+                    let product = &buffers[N - 1];
                     finish_group(g, epilogue, finish, outs, product, skips, j * group);
                 }
             });

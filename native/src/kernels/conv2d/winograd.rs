@@ -20,8 +20,7 @@
 //! 34%.
 
 use super::{ConvGeometry, Epilogue};
-use crate::kernels::{images_per_task, matmul, with_scratch};
-use rayon::prelude::*;
+use crate::kernels::{images_per_task, matmul};
 
 /// Outputs per tile side, and input values per tile side (4 + 3 - 1).
 const OUT: usize = 4;
@@ -299,44 +298,33 @@ pub(super) fn forward(
     let u = transform_kernel(w, &t);
     let group = t.group();
     let per_task = images_per_task(g.out_len() * g.taps()).max(group);
-    let finish = epilogue.row_fn(skip.is_some());
-    let mut out = vec![0f32; g.batch * g.out_len()];
-    let skips: Vec<&[f32]> = match skip {
-        Some(s) => s.chunks(g.out_len() * per_task).collect(),
-        None => vec![&[]; out.len().div_ceil(g.out_len() * per_task)],
+    let winograd_product = |images: &[f32], [padded, v, m, raw]: &mut [&mut [f32]; 4]| {
+        let n = images.len() / g.image_len();
+        t.pad(images, padded);
+        transform_input(padded, v, &t, n);
+        let stride = t.stride(n);
+        let (kernel, inputs, products) = (t.c_out * t.c_in, t.c_in * stride, t.c_out * stride);
+        for p in 0..POINTS {
+            matmul(
+                (t.c_out, stride, t.c_in),
+                &mut m[p * products..],
+                (stride, 1),
+                false,
+                &u[p * kernel..],
+                (t.c_in, 1),
+                &v[p * inputs..],
+                (stride, 1),
+            );
+        }
+        transform_output(m, raw, &t, n);
     };
-    out.par_chunks_mut(g.out_len() * per_task)
-        .zip(x.par_chunks(g.image_len() * per_task))
-        .zip(skips.into_par_iter())
-        .for_each(|((outs, images), skips)| {
-            with_scratch(t.scratch(), |[padded, v, m, raw]| {
-                for (j, (outs, images)) in outs
-                    .chunks_mut(g.out_len() * group)
-                    .zip(images.chunks(g.image_len() * group))
-                    .enumerate()
-                {
-                    let n = images.len() / g.image_len();
-                    t.pad(images, padded);
-                    transform_input(padded, v, &t, n);
-                    let stride = t.stride(n);
-                    let (kernel, inputs, products) =
-                        (t.c_out * t.c_in, t.c_in * stride, t.c_out * stride);
-                    for p in 0..POINTS {
-                        matmul(
-                            (t.c_out, stride, t.c_in),
-                            &mut m[p * products..],
-                            (stride, 1),
-                            false,
-                            &u[p * kernel..],
-                            (t.c_in, 1),
-                            &v[p * inputs..],
-                            (stride, 1),
-                        );
-                    }
-                    transform_output(m, raw, &t, n);
-                    super::finish_group(g, epilogue, finish, outs, raw, skips, j * group);
-                }
-            });
-        });
-    out
+    super::forward_groups(
+        g,
+        x,
+        epilogue,
+        skip,
+        (group, per_task),
+        t.scratch(),
+        winograd_product,
+    )
 }
