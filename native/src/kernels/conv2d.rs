@@ -164,7 +164,12 @@ impl ConvGeometry {
     /// image; a task holds whole groups. Both depend on the shapes alone, so sums never depend
     /// on the thread count.
     fn grouping(&self) -> (usize, usize) {
-        let group = (GROUP_COLUMNS / self.positions().max(1)).clamp(1, 64);
+        self.tasks((GROUP_COLUMNS / self.positions().max(1)).clamp(1, 64))
+    }
+
+    /// `(group, images per task)` for groups of `group` images: a task holds whole groups and
+    /// enough work to amortise scheduling, by shape alone.
+    fn tasks(&self, group: usize) -> (usize, usize) {
         (
             group,
             images_per_task(self.out_len() * self.taps()).max(group),

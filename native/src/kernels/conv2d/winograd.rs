@@ -20,7 +20,7 @@
 //! 34%.
 
 use super::{ConvGeometry, Epilogue};
-use crate::kernels::{images_per_task, matmul};
+use crate::kernels::matmul;
 
 /// Outputs per tile side, and input values per tile side (4 + 3 - 1).
 const OUT: usize = 4;
@@ -93,11 +93,15 @@ impl Tiles {
     fn stride(&self, images: usize) -> usize {
         images.next_multiple_of(LANES) * self.per_image()
     }
+    /// Floats of the padded planes of `images` images: whole lane blocks.
+    fn padded_len(&self, images: usize) -> usize {
+        images.div_ceil(LANES) * self.c_in * self.padded_plane()
+    }
     /// Scratch of one group: padded planes, transformed tiles, point products, raw outputs.
     fn scratch(&self) -> [usize; 4] {
         let (n, stride) = (self.group(), self.stride(self.group()));
         [
-            n * self.c_in * self.padded_plane() / LANES,
+            self.padded_len(n),
             POINTS * self.c_in * stride,
             POINTS * self.c_out * stride,
             n * self.c_out * self.height * self.width,
@@ -111,7 +115,7 @@ impl Tiles {
             self.height * self.width,
             images.len() / (self.c_in * self.height * self.width),
         );
-        padded[..n.next_multiple_of(LANES) * self.c_in * self.padded_plane() / LANES].fill(0.0);
+        padded[..self.padded_len(n)].fill(0.0);
         for (i, image) in images.chunks(self.c_in * plane).enumerate() {
             let (block, lane) = (i / LANES, i % LANES);
             for (ci, from) in image.chunks(plane).enumerate() {
@@ -296,8 +300,6 @@ pub(super) fn forward(
 ) -> Vec<f32> {
     let t = Tiles::new(g);
     let u = transform_kernel(w, &t);
-    let group = t.group();
-    let per_task = images_per_task(g.out_len() * g.taps()).max(group);
     let winograd_product = |images: &[f32], [padded, v, m, raw]: &mut [&mut [f32]; 4]| {
         let n = images.len() / g.image_len();
         t.pad(images, padded);
@@ -323,7 +325,7 @@ pub(super) fn forward(
         x,
         epilogue,
         skip,
-        (group, per_task),
+        g.tasks(t.group()),
         t.scratch(),
         winograd_product,
     )
