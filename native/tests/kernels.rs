@@ -203,7 +203,14 @@ fn reference_bn(
 
 #[test]
 fn batch_norm_matches_reference_in_both_modes() -> R {
-    for dims in [vec![6, 3, 5, 5], vec![8, 7]] {
+    // Planes of 25 and 81 values (whole 16-lane blocks and a remainder), of 32 (whole blocks
+    // only), and `[n, c]` rows (batch norm 1d).
+    for dims in [
+        vec![6, 3, 5, 5],
+        vec![2, 3, 9, 9],
+        vec![3, 2, 8, 4],
+        vec![8, 7],
+    ] {
         for (train, relu) in [(true, true), (true, false), (false, true), (false, false)] {
             let c = dims[1];
             let x = Var::from_tensor(&(rand(&dims, 5) * 3.0)?.affine(1.0, 0.5)?)?;

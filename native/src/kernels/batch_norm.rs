@@ -23,23 +23,34 @@ fn channel_layout(shape: &Shape) -> CResult<(usize, usize, usize)> {
     Ok((dims[0], dims[1], dims[2..].iter().product()))
 }
 
+/// Independent accumulators per plane sum: one f32 add chain per lane instead of one per plane,
+/// so the sums vectorise. The lanes are combined in a fixed order, so results still depend on the
+/// shapes alone. With a single chain, the batch norms of a zoo net 11.1 training step took 3.2 ms
+/// of its 21 (2026-12-03).
+const LANES: usize = 16;
+
+/// The lanes' total, added pairwise in a fixed order.
+#[inline(always)]
+fn lane_total(lanes: [f32; LANES]) -> f32 {
+    let mut width = LANES;
+    let mut l = lanes;
+    while width > 1 {
+        width /= 2;
+        for j in 0..width {
+            l[j] += l[j + width];
+        }
+    }
+    l[0]
+}
+
 /// Per-channel mean and biased variance of `[n, c, ...]`, summed in f64 (one pass).
 pub fn channel_statistics(x: &[f32], channels: usize, spatial: usize) -> (Vec<f32>, Vec<f32>) {
     let per_image = channels * spatial;
-    let zero = || vec![0f64; 2 * channels];
     let sums = sum_in_order(
         x.par_chunks(per_image * images_per_task(per_image))
             .map(|images| {
-                let mut acc = zero();
-                for image in images.chunks(per_image) {
-                    for (c, plane) in image.chunks(spatial).enumerate() {
-                        let (s, s2) = plane
-                            .iter()
-                            .fold((0f32, 0f32), |(s, s2), &v| (s + v, s2 + v * v));
-                        acc[2 * c] += s as f64;
-                        acc[2 * c + 1] += s2 as f64;
-                    }
-                }
+                let mut acc = vec![0f64; 2 * channels];
+                statistics_sums(images, channels, spatial, &mut acc);
                 acc
             })
             .collect::<Vec<_>>(),
@@ -50,6 +61,49 @@ pub fn channel_statistics(x: &[f32], channels: usize, spatial: usize) -> (Vec<f3
         .map(|c| (sums[2 * c + 1] / count - mean[c] * mean[c]).max(0.0) as f32)
         .collect();
     (mean.into_iter().map(|m| m as f32).collect(), var)
+}
+
+/// Adds the sums and sums of squares of each channel of `images` to `acc` (`[sum, sum of squares]`
+/// per channel). `[n, c]` rows (spatial 1) are summed across channels at once; planes lane-wise.
+#[inline(always)]
+fn statistics_sums_body(images: &[f32], channels: usize, spatial: usize, acc: &mut [f64]) {
+    if spatial == 1 {
+        let mut sums = vec![0f32; 2 * channels];
+        let (s1, s2) = sums.split_at_mut(channels);
+        for row in images.chunks_exact(channels) {
+            for ((a, b), &v) in s1.iter_mut().zip(s2.iter_mut()).zip(row) {
+                *a += v;
+                *b += v * v;
+            }
+        }
+        for c in 0..channels {
+            acc[2 * c] += s1[c] as f64;
+            acc[2 * c + 1] += s2[c] as f64;
+        }
+        return;
+    }
+    for (i, plane) in images.chunks_exact(spatial).enumerate() {
+        let (mut l1, mut l2) = ([0f32; LANES], [0f32; LANES]);
+        let mut chunks = plane.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for j in 0..LANES {
+                l1[j] += chunk[j];
+                l2[j] += chunk[j] * chunk[j];
+            }
+        }
+        let (mut t1, mut t2) = (lane_total(l1), lane_total(l2));
+        for &v in chunks.remainder() {
+            t1 += v;
+            t2 += v * v;
+        }
+        let c = i % channels;
+        acc[2 * c] += t1 as f64;
+        acc[2 * c + 1] += t2 as f64;
+    }
+}
+
+simd_dispatch! {
+    fn statistics_sums = statistics_sums_body(images: &[f32], channels: usize, spatial: usize, acc: &mut [f64]) -> ()
 }
 
 /// A batch norm with fixed statistics as one scale and shift per channel: `gamma * invstd` and
@@ -69,6 +123,42 @@ pub fn inference_affine(
         .map(|((b, m), a)| b - m * a)
         .collect();
     (scale, shift)
+}
+
+/// `out = scale * x + shift` per channel of `[n, c, spatial]` images, then ReLU if asked.
+#[inline(always)]
+fn affine_body(
+    x: &[f32],
+    out: &mut [f32],
+    scale: &[f32],
+    shift: &[f32],
+    spatial: usize,
+    relu: bool,
+) {
+    let c = scale.len();
+    let finish = |v: f32| if relu { v.max(0.0) } else { v };
+    if spatial == 1 {
+        for (o, x) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+            for (((o, &x), &a), &b) in o.iter_mut().zip(x).zip(scale).zip(shift) {
+                *o = finish(a * x + b);
+            }
+        }
+        return;
+    }
+    for (i, (o, x)) in out
+        .chunks_exact_mut(spatial)
+        .zip(x.chunks_exact(spatial))
+        .enumerate()
+    {
+        let (a, b) = (scale[i % c], shift[i % c]);
+        for (o, &x) in o.iter_mut().zip(x) {
+            *o = finish(a * x + b);
+        }
+    }
+}
+
+simd_dispatch! {
+    fn affine = affine_body(x: &[f32], out: &mut [f32], scale: &[f32], shift: &[f32], spatial: usize, relu: bool) -> ()
 }
 
 impl CustomOp3 for BatchNorm {
@@ -99,18 +189,7 @@ impl CustomOp3 for BatchNorm {
         let per_task = c * spatial * images_per_task(c * spatial);
         out.par_chunks_mut(per_task)
             .zip(x.par_chunks(per_task))
-            .for_each(|(o, x)| {
-                for (i, (o, x)) in o.chunks_mut(spatial).zip(x.chunks(spatial)).enumerate() {
-                    let (a, b) = (scale[i % c], shift[i % c]);
-                    if self.relu {
-                        o.iter_mut()
-                            .zip(x)
-                            .for_each(|(o, &x)| *o = (a * x + b).max(0.0));
-                    } else {
-                        o.iter_mut().zip(x).for_each(|(o, &x)| *o = a * x + b);
-                    }
-                }
-            });
+            .for_each(|(o, x)| affine(x, o, &scale, &shift, spatial, self.relu));
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 
@@ -167,33 +246,13 @@ impl CustomOp3 for BatchNormGrad {
         let dy = f32_slice(gs, gl, "batch norm grad")?;
         let per_image = c * spatial;
         let per_task = per_image * images_per_task(per_image);
-        let relu = self.relu;
-        // The gradient reaching the affine output: ReLU passes it where the output is positive.
-        let dz = |y: f32, dy: f32| if !relu || y > 0.0 { dy } else { 0.0 };
-        let zero = || vec![0f64; 2 * c];
         let sums = sum_in_order(
             x.par_chunks(per_task)
                 .zip(y.par_chunks(per_task))
                 .zip(dy.par_chunks(per_task))
                 .map(|((x, y), dy)| {
-                    let mut acc = zero();
-                    for (i, ((x, y), dy)) in x
-                        .chunks(spatial)
-                        .zip(y.chunks(spatial))
-                        .zip(dy.chunks(spatial))
-                        .enumerate()
-                    {
-                        let ch = i % c;
-                        let (m, s) = (self.mean[ch], self.invstd[ch]);
-                        let (mut sum, mut sum_xhat) = (0f32, 0f32);
-                        for ((&x, &y), &dy) in x.iter().zip(y).zip(dy) {
-                            let d = dz(y, dy);
-                            sum += d;
-                            sum_xhat += d * (x - m) * s;
-                        }
-                        acc[ch] += sum as f64;
-                        acc[c + ch] += sum_xhat as f64;
-                    }
+                    let mut acc = vec![0f64; 2 * c];
+                    grad_sums(x, y, dy, self, spatial, &mut acc);
                     acc
                 })
                 .collect::<Vec<_>>(),
@@ -202,38 +261,138 @@ impl CustomOp3 for BatchNormGrad {
         let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = (0..c)
             .map(|ch| (sums[ch] as f32, sums[c + ch] as f32))
             .unzip();
+        // With batch statistics, the means of dz and of dz * xhat enter every dx.
+        let means: Vec<f32> = if self.batch_statistics {
+            dbeta.iter().chain(&dgamma).map(|v| v / count).collect()
+        } else {
+            Vec::new()
+        };
         let mut out = vec![0f32; x.len() + 2 * c];
         let (dx, params) = out.split_at_mut(x.len());
         dx.par_chunks_mut(per_task)
             .zip(x.par_chunks(per_task))
             .zip(y.par_chunks(per_task).zip(dy.par_chunks(per_task)))
-            .for_each(|((dx, x), (y, dy))| {
-                for (i, (((dx, x), y), dy)) in dx
-                    .chunks_mut(spatial)
-                    .zip(x.chunks(spatial))
-                    .zip(y.chunks(spatial))
-                    .zip(dy.chunks(spatial))
-                    .enumerate()
-                {
-                    let ch = i % c;
-                    let (m, s, g) = (self.mean[ch], self.invstd[ch], self.gamma[ch]);
-                    if self.batch_statistics {
-                        // dx = g*s/M * (M*dz - sum(dz) - xhat*sum(dz*xhat))
-                        let (mean_dz, mean_dz_xhat) = (dbeta[ch] / count, dgamma[ch] / count);
-                        for (((dx, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
-                            let xhat = (x - m) * s;
-                            *dx = g * s * (dz(y, dy) - mean_dz - xhat * mean_dz_xhat);
-                        }
-                    } else {
-                        for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
-                            *dx = g * s * dz(y, dy);
-                        }
-                    }
-                }
-            });
+            .for_each(|((dx, x), (y, dy))| grad_input(dx, x, y, dy, self, &means, spatial));
         params[..c].copy_from_slice(&dgamma);
         params[c..].copy_from_slice(&dbeta);
         let len = out.len();
         Ok((CpuStorage::F32(out), Shape::from(len)))
     }
+}
+
+/// The gradient reaching the affine output: the ReLU, when fused, passes it where the output `y`
+/// is positive.
+#[inline(always)]
+fn reaching(relu: bool, y: f32, dy: f32) -> f32 {
+    if !relu || y > 0.0 {
+        dy
+    } else {
+        0.0
+    }
+}
+
+/// Adds, per channel of `[n, c, spatial]` images, the sum of `dz` to `acc[ch]` and of
+/// `dz * xhat` to `acc[c + ch]`.
+#[inline(always)]
+fn grad_sums_body(
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    op: &BatchNormGrad,
+    spatial: usize,
+    acc: &mut [f64],
+) {
+    let c = op.mean.len();
+    if spatial == 1 {
+        let mut sums = vec![0f32; 2 * c];
+        let (s1, s2) = sums.split_at_mut(c);
+        for ((x, y), dy) in x
+            .chunks_exact(c)
+            .zip(y.chunks_exact(c))
+            .zip(dy.chunks_exact(c))
+        {
+            for ch in 0..c {
+                let d = reaching(op.relu, y[ch], dy[ch]);
+                s1[ch] += d;
+                s2[ch] += d * (x[ch] - op.mean[ch]) * op.invstd[ch];
+            }
+        }
+        for ch in 0..c {
+            acc[ch] += s1[ch] as f64;
+            acc[c + ch] += s2[ch] as f64;
+        }
+        return;
+    }
+    for (i, ((x, y), dy)) in x
+        .chunks_exact(spatial)
+        .zip(y.chunks_exact(spatial))
+        .zip(dy.chunks_exact(spatial))
+        .enumerate()
+    {
+        let ch = i % c;
+        let (m, s) = (op.mean[ch], op.invstd[ch]);
+        let (mut l1, mut l2) = ([0f32; LANES], [0f32; LANES]);
+        let whole = spatial / LANES * LANES;
+        for start in (0..whole).step_by(LANES) {
+            for j in 0..LANES {
+                let d = reaching(op.relu, y[start + j], dy[start + j]);
+                l1[j] += d;
+                l2[j] += d * (x[start + j] - m) * s;
+            }
+        }
+        let (mut sum, mut sum_xhat) = (lane_total(l1), lane_total(l2));
+        for k in whole..spatial {
+            let d = reaching(op.relu, y[k], dy[k]);
+            sum += d;
+            sum_xhat += d * (x[k] - m) * s;
+        }
+        acc[ch] += sum as f64;
+        acc[c + ch] += sum_xhat as f64;
+    }
+}
+
+simd_dispatch! {
+    fn grad_sums = grad_sums_body(x: &[f32], y: &[f32], dy: &[f32], op: &BatchNormGrad, spatial: usize, acc: &mut [f64]) -> ()
+}
+
+/// `dx` of `[n, c, spatial]` images. `means` is empty for fixed statistics, else the per-channel
+/// means of `dz` then of `dz * xhat`: `dx = g*s/M * (M*dz - sum(dz) - xhat*sum(dz*xhat))`.
+#[inline(always)]
+fn grad_input_body(
+    dx: &mut [f32],
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    op: &BatchNormGrad,
+    means: &[f32],
+    spatial: usize,
+) {
+    let c = op.mean.len();
+    let value = |ch: usize, x: f32, y: f32, dy: f32| {
+        let (m, s, g) = (op.mean[ch], op.invstd[ch], op.gamma[ch]);
+        let d = reaching(op.relu, y, dy);
+        if means.is_empty() {
+            g * s * d
+        } else {
+            let xhat = (x - m) * s;
+            g * s * (d - means[ch] - xhat * means[c + ch])
+        }
+    };
+    let planes = dx
+        .chunks_exact_mut(spatial)
+        .zip(x.chunks_exact(spatial))
+        .zip(y.chunks_exact(spatial).zip(dy.chunks_exact(spatial)));
+    for (i, ((dx, x), (y, dy))) in planes.enumerate() {
+        if spatial == 1 {
+            dx[0] = value(i % c, x[0], y[0], dy[0]);
+            continue;
+        }
+        for k in 0..spatial {
+            dx[k] = value(i % c, x[k], y[k], dy[k]);
+        }
+    }
+}
+
+simd_dispatch! {
+    fn grad_input = grad_input_body(dx: &mut [f32], x: &[f32], y: &[f32], dy: &[f32], op: &BatchNormGrad, means: &[f32], spatial: usize) -> ()
 }
