@@ -107,6 +107,10 @@ fn conv2d_matches_direct_loops_forward_and_backward() -> R {
         // The DCGAN discriminator's even 4x4 kernels at stride 2.
         (3, 4, 2, 1, 14),
         (3, 5, 1, 2, 7),
+        // Zoo net 11.1's 8x8 and 6x6 kernels, padding 2: outputs smaller than the input, whose
+        // patch rows are copied from a zero-bordered plane in 8-value moves (25 and 11 wide).
+        (3, 8, 1, 2, 28),
+        (5, 6, 1, 2, 12),
     ] {
         let x = Var::from_tensor(&rand(&[n, 4, size, size], 1))?;
         let w = Var::from_tensor(&rand(&[5, 4, k, k], 2))?;
