@@ -189,31 +189,38 @@ fn naive_avg_pool(
 
 #[test]
 fn avg_pool_routes_gradients_right_on_ragged_sizes() -> R {
-    for (h, k) in [(25, 2), (24, 2), (11, 2), (14, 3)] {
+    // Square planes, and a plane ragged in its rows only, in two images (wna's kernel on the CPU).
+    for (n, h, w, k) in [
+        (1, 25, 25, 2),
+        (1, 24, 24, 2),
+        (1, 11, 11, 2),
+        (1, 14, 14, 3),
+        (2, 9, 12, 2),
+    ] {
         let c = 3;
-        let xs: Vec<f32> = (0..c * h * h)
+        let xs: Vec<f32> = (0..n * c * h * w)
             .map(|i| ((i * 37) % 101) as f32 / 101.0)
             .collect();
-        let (oh, _) = (h / k, 0);
-        let rs: Vec<f32> = (0..c * oh * oh)
+        let (oh, ow) = (h / k, w / k);
+        let rs: Vec<f32> = (0..n * c * oh * ow)
             .map(|i| ((i * 13) % 7) as f32 - 3.0)
             .collect();
-        let x = Var::from_tensor(&Tensor::from_vec(xs.clone(), (1, c, h, h), &Device::Cpu)?)?;
-        let r = Tensor::from_vec(rs.clone(), (1, c, oh, oh), &Device::Cpu)?;
+        let x = Var::from_tensor(&Tensor::from_vec(xs.clone(), (n, c, h, w), &Device::Cpu)?)?;
+        let r = Tensor::from_vec(rs.clone(), (n, c, oh, ow), &Device::Cpu)?;
         let y = avg_pool(x.as_tensor(), k)?;
         let grads = (&y * &r)?.sum_all()?.backward()?;
-        let (want_y, want_dx) = naive_avg_pool(&xs, c, h, h, k, &rs);
+        let (want_y, want_dx) = naive_avg_pool(&xs, n * c, h, w, k, &rs);
         assert_close(
             &values(&y),
             &want_y,
             1e-6,
-            &format!("avg pool {h}/{k} forward"),
+            &format!("avg pool {h}x{w}/{k} forward"),
         );
         assert_close(
             &values(grads.get(&x).unwrap()),
             &want_dx,
             1e-6,
-            &format!("avg pool {h}/{k} gradient"),
+            &format!("avg pool {h}x{w}/{k} gradient"),
         );
         // candle's own op misroutes the gradient whenever the size is ragged.
         let raw = (x.as_tensor().avg_pool2d(k)? * &r)?.sum_all()?.backward()?;
@@ -222,7 +229,11 @@ fn avg_pool_routes_gradients_right_on_ragged_sizes() -> R {
             .iter()
             .zip(&want_dx)
             .any(|(a, b)| (a - b).abs() > 1e-6);
-        assert_eq!(wrong, h % k != 0, "candle avg_pool2d gradient at {h}/{k}");
+        assert_eq!(
+            wrong,
+            h % k != 0 || w % k != 0,
+            "candle avg_pool2d gradient at {h}x{w}/{k}"
+        );
     }
     Ok(())
 }

@@ -46,6 +46,7 @@ macro_rules! simd_dispatch {
     };
 }
 
+mod avg_pool;
 mod batch_norm;
 mod conv2d;
 mod leaky_relu;
@@ -53,6 +54,7 @@ mod linear;
 mod max_pool;
 mod recurrence;
 
+pub use avg_pool::AvgPool;
 pub use batch_norm::{channel_statistics, inference_affine, BatchNorm};
 pub use conv2d::{Conv2d, Conv2dInference, ConvGeometry, Epilogue};
 pub use leaky_relu::LeakyRelu;
