@@ -118,7 +118,8 @@ pub fn train_epoch(
     progress.start(n as u64);
     let mut sums = GanMetrics::default();
     let mut steps = 0usize;
-    let result = (|| -> Result<()> {
+    let device = d.device.clone();
+    let result = crate::kernels::on_pool(&device, || -> Result<()> {
         for chunk in order.chunks(cfg.batch_size) {
             if chunk.len() < 2 {
                 break;
@@ -170,7 +171,7 @@ pub fn train_epoch(
             progress.advance(b as u64);
         }
         Ok(())
-    })();
+    });
     g.optimizer = Some(opt_g);
     d.optimizer = Some(opt_d);
     result?;

@@ -94,7 +94,8 @@ pub fn train_epoch(
     progress.start(n as u64);
     let (mut loss_sum, mut correct, mut seen) = (0f64, 0u64, 0usize);
     // The last partial batch is dropped when it is too small for batch-norm statistics.
-    let result = (|| -> Result<()> {
+    let device = model.device.clone();
+    let result = crate::kernels::on_pool(&device, || -> Result<()> {
         for chunk in order.chunks(cfg.batch_size) {
             if chunk.len() < 2 {
                 break;
@@ -155,7 +156,7 @@ pub fn train_epoch(
             progress.advance(chunk.len() as u64);
         }
         Ok(())
-    })();
+    });
     model.optimizer = Some(optimizer);
     result?;
     let seen = seen.max(1) as f64;

@@ -324,6 +324,21 @@ pub(crate) fn with_scratch<const N: usize, R>(
     })
 }
 
+/// Runs `f` on a thread of rayon's pool when `device` is the CPU, and in place otherwise.
+///
+/// Called from outside the pool, every parallel op hands its work to the pool and puts the
+/// calling thread to sleep until it is done: a hand-off, a wake-up and a sleep per op. A training
+/// step on a small batch runs a hundred ops. On a pool thread the ops' loops start at once and
+/// the other threads steal their shares. Other devices keep the calling thread, where their
+/// context is bound.
+pub(crate) fn on_pool<R: Send>(device: &candle_core::Device, f: impl FnOnce() -> R + Send) -> R {
+    if device.is_cpu() {
+        rayon::scope(|_| f())
+    } else {
+        f()
+    }
+}
+
 /// Images per rayon task: enough work per task to amortise scheduling, small enough to balance.
 pub(crate) fn images_per_task(per_image_flops: usize) -> usize {
     (200_000 / per_image_flops.max(1)).clamp(1, 64)
