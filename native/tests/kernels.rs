@@ -306,9 +306,10 @@ fn max_pool_matches_candle_forward_and_routes_gradients_to_the_maximum() -> R {
 
 #[test]
 fn linear_matches_direct_loops_forward_and_backward() -> R {
-    // A small layer, and one whose outputs and inputs span several 128-column slabs of the
-    // parallel product, the last one partial.
-    for (n, fan_in, out) in [(5, 7, 3), (9, 300, 270)] {
+    // A small layer, one whose outputs and inputs span several 128-column slabs of the
+    // parallel product, the last one partial, and one of 1024 inputs (the transposed forward)
+    // whose 130 outputs make two row tasks.
+    for (n, fan_in, out) in [(5, 7, 3), (9, 300, 270), (6, 1024, 130)] {
         linear_case(n, fan_in, out)?;
     }
     Ok(())

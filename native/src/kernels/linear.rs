@@ -1,12 +1,27 @@
 //! The fully connected layer and its gradients, the weight gradient written in place.
 
-use super::{f32_slice, parallel_matmul, parallel_matmul_into, CResult};
+use super::{f32_slice, matmul, parallel_matmul, parallel_matmul_into, transpose, CResult};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use rayon::prelude::*;
 
 /// A fully connected layer `x . w^T + b` with x `[n, in]`, w `[out, in]` (candle-nn's layout),
 /// b `[out]`. candle's own linear returns the weight gradient as a transposed view, which every
 /// optimiser step then had to copy element by element; this one writes it in place.
 pub struct Linear;
+
+/// Whether the forward transposes its input so that every operand is row-major: only where the
+/// weight rows lie a multiple of 4 KiB apart (1024, 2048... inputs). Read as `x . w^T`, `gemm`
+/// packs `w` across its rows, and rows 4 KiB apart collide in the cache: a 128 x 128 x 1024
+/// product ran at 49 GFLOP/s, against 109 with every operand row-major (2026-12-03). For other
+/// widths the two transposes cost more than they save (a GAN batch through 784 -> 1024: 1.1 ms
+/// as it was, 1.5 ms transposed), and a one-output head never gains.
+fn transposed_forward(fan_in: usize, out: usize) -> bool {
+    fan_in.is_multiple_of(1024) && out >= 16
+}
+
+/// Weight rows per task of the transposed forward. Each output element is one serial product's,
+/// so results do not depend on the thread count.
+const ROWS_PER_TASK: usize = 128;
 
 fn linear_dims(x: &Layout, w: &Layout) -> CResult<(usize, usize, usize)> {
     let (n, fan_in) = x.shape().dims2()?;
@@ -40,20 +55,43 @@ impl CustomOp3 for Linear {
         if b.len() != out {
             candle_core::bail!("linear: bias has {} values for {out} outputs", b.len());
         }
-        // Every row starts as the bias, copied rather than written over zeros.
-        let mut y = Vec::with_capacity(n * out);
-        (0..n).for_each(|_| y.extend_from_slice(b));
-        let shape = (n, out, fan_in);
-        parallel_matmul(
-            shape,
-            &mut y,
-            (out, 1),
-            true,
-            x,
-            (fan_in, 1),
-            w,
-            (1, fan_in),
-        );
+        if !transposed_forward(fan_in, out) {
+            // Every row starts as the bias, copied rather than written over zeros.
+            let mut y = Vec::with_capacity(n * out);
+            (0..n).for_each(|_| y.extend_from_slice(b));
+            parallel_matmul(
+                (n, out, fan_in),
+                &mut y,
+                (out, 1),
+                true,
+                x,
+                (fan_in, 1),
+                w,
+                (1, fan_in),
+            );
+            return Ok((CpuStorage::F32(y), Shape::from((n, out))));
+        }
+        // y^T = w . x^T, with x transposed first: every operand row-major.
+        let x_t = transpose(x, n, fan_in);
+        let mut y_t = Vec::with_capacity(out * n);
+        b.iter()
+            .for_each(|&v| y_t.extend(std::iter::repeat_n(v, n)));
+        y_t.par_chunks_mut(ROWS_PER_TASK * n)
+            .zip(w.par_chunks(ROWS_PER_TASK * fan_in))
+            .for_each(|(y_t, w)| {
+                let rows = y_t.len() / n;
+                matmul(
+                    (rows, n, fan_in),
+                    y_t,
+                    (n, 1),
+                    true,
+                    w,
+                    (fan_in, 1),
+                    &x_t,
+                    (n, 1),
+                );
+            });
+        let y = transpose(&y_t, out, n);
         Ok((CpuStorage::F32(y), Shape::from((n, out))))
     }
 

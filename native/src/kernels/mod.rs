@@ -347,10 +347,25 @@ pub(crate) fn images_per_task(per_image_flops: usize) -> usize {
 /// A row-major `[rows, cols]` matrix as row-major `[cols, rows]`.
 pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0f32; values.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = values[r * cols + c];
+    transpose_into(values, rows, cols, &mut out);
+    out
+}
+
+/// [`transpose`] into `out`, in square tiles: the tile's source rows and destination rows both
+/// stay in cache, where an element-by-element transpose strides through one of them.
+pub(crate) fn transpose_into(values: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+    const TILE: usize = 16;
+    assert!(
+        values.len() >= rows * cols && out.len() >= rows * cols,
+        "transpose: buffers shorter than {rows}x{cols}"
+    );
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = values[r * cols + c];
+                }
+            }
         }
     }
-    out
 }
