@@ -136,11 +136,10 @@ fn affine_body(
     relu: bool,
 ) {
     let c = scale.len();
-    let finish = |v: f32| if relu { v.max(0.0) } else { v };
     if spatial == 1 {
         for (o, x) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
             for (((o, &x), &a), &b) in o.iter_mut().zip(x).zip(scale).zip(shift) {
-                *o = finish(a * x + b);
+                *o = relu_if(relu, a * x + b);
             }
         }
         return;
@@ -152,8 +151,18 @@ fn affine_body(
     {
         let (a, b) = (scale[i % c], shift[i % c]);
         for (o, &x) in o.iter_mut().zip(x) {
-            *o = finish(a * x + b);
+            *o = relu_if(relu, a * x + b);
         }
+    }
+}
+
+/// `max(v, 0)` when `relu`, else `v`.
+#[inline(always)]
+fn relu_if(relu: bool, v: f32) -> f32 {
+    if relu {
+        v.max(0.0)
+    } else {
+        v
     }
 }
 
@@ -368,27 +377,24 @@ fn grad_input_body(
     spatial: usize,
 ) {
     let c = op.mean.len();
-    let value = |ch: usize, x: f32, y: f32, dy: f32| {
-        let (m, s, g) = (op.mean[ch], op.invstd[ch], op.gamma[ch]);
-        let d = reaching(op.relu, y, dy);
-        if means.is_empty() {
-            g * s * d
-        } else {
-            let xhat = (x - m) * s;
-            g * s * (d - means[ch] - xhat * means[c + ch])
-        }
-    };
     let planes = dx
         .chunks_exact_mut(spatial)
         .zip(x.chunks_exact(spatial))
         .zip(y.chunks_exact(spatial).zip(dy.chunks_exact(spatial)));
     for (i, ((dx, x), (y, dy))) in planes.enumerate() {
-        if spatial == 1 {
-            dx[0] = value(i % c, x[0], y[0], dy[0]);
-            continue;
-        }
-        for k in 0..spatial {
-            dx[k] = value(i % c, x[k], y[k], dy[k]);
+        let ch = i % c;
+        let (m, s) = (op.mean[ch], op.invstd[ch]);
+        let scale = op.gamma[ch] * s;
+        if means.is_empty() {
+            for k in 0..spatial {
+                dx[k] = scale * reaching(op.relu, y[k], dy[k]);
+            }
+        } else {
+            let (mean_dz, mean_dz_xhat) = (means[ch], means[c + ch]);
+            for k in 0..spatial {
+                let xhat = (x[k] - m) * s;
+                dx[k] = scale * (reaching(op.relu, y[k], dy[k]) - mean_dz - xhat * mean_dz_xhat);
+            }
         }
     }
 }
