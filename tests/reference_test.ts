@@ -9,6 +9,9 @@ import { loadDataset } from "../data/datasets.ts";
 import { Model } from "../ffi/model.ts";
 import { readSafetensors, type Tensor } from "../lib/safetensors.ts";
 
+/** Images of the 64 compared whose gradients may move discretely (see `compare`). */
+const MAX_SWITCHED_IMAGES = 3;
+
 await tf.setBackend("cpu");
 
 type Weights = Record<string, Tensor>;
@@ -175,8 +178,10 @@ async function compare(name: "smaller" | "larger" | "rnn" | "lstm", blocks: numb
       return g.dataSync() as Float32Array;
     });
     // A unit whose pre-activation sits within rounding of zero can switch its ReLU between two
-    // f32 implementations and move a few gradients discretely, so the check is on the whole
-    // (relative L2 error) and on all but a handful of elements.
+    // f32 implementations and move that image's gradients discretely: one switch deep in `larger`
+    // moved 119-500 of an image's 784 (seeds 3, 6 and 7, 2026-12-03; Winograd's forward rounds
+    // differently from im2col's). So the check is on the whole (relative L2 error), and every
+    // element of all but a few images must match; a wrong gradient path misses in every image.
     let scale = 0;
     let errSq = 0;
     let refSq = 0;
@@ -185,16 +190,17 @@ async function compare(name: "smaller" | "larger" | "rnn" | "lstm", blocks: numb
       errSq += (gradients[i] - expected[i]) ** 2;
       refSq += expected[i] ** 2;
     }
-    let off = 0;
+    const switched = new Set<number>();
     for (let i = 0; i < expected.length; i++) {
-      if (Math.abs(gradients[i] - expected[i]) > 1e-4 * scale) off++;
+      if (Math.abs(gradients[i] - expected[i]) > 1e-4 * scale) switched.add(Math.floor(i / 784));
     }
     assert.ok(scale > 1e-3, `${name}: reference gradients vanish (${scale})`);
     const relative = Math.sqrt(errSq / refSq);
     assert.ok(relative < 1e-3, `${name}: input gradients differ, relative L2 error ${relative}`);
     assert.ok(
-      off <= expected.length * 1e-3,
-      `${name}: ${off} of ${expected.length} input gradients differ by more than 1e-4 x the largest`,
+      switched.size <= MAX_SWITCHED_IMAGES,
+      `${name}: ${switched.size} of ${test.count} images have input gradients off by more than ` +
+        `1e-4 x the largest (images ${[...switched].join(", ")})`,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
