@@ -293,9 +293,9 @@ pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Average pooling with a `size` window and stride (PyTorch's `AvgPool2d(size)`, floor mode).
-/// On the CPU, [`kernels::AvgPool`]. Elsewhere a ragged edge is cut off first: candle's backward upsamples the gradient to the input size
-/// by nearest neighbour, which misroutes it whenever the size is not a multiple of the window
-/// (25 -> 12 in `n1`), and is right when it is.
+/// On the CPU, [`kernels::AvgPool`]. Elsewhere a ragged edge is cut off first: candle's backward
+/// upsamples the gradient to the input size by nearest neighbour, which misroutes it whenever the
+/// size is not a multiple of the window (25 -> 12 in `n1`), and is right when it is.
 pub fn avg_pool(x: &Tensor, size: usize) -> Result<Tensor> {
     if use_kernels(x) {
         return Ok(x.contiguous()?.apply_op1(kernels::AvgPool { size })?);

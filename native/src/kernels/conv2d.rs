@@ -684,7 +684,6 @@ impl CustomOp2 for Conv2dGradInput {
             f32_slice(gs, gl, "conv2d grad")?,
             f32_slice(ws, wl, "conv2d grad")?,
         );
-        let shape = Shape::from((g.batch, g.c_in, g.height, g.width));
         let (p, taps, k) = (g.positions(), g.taps(), g.c_out);
         let (group, per_task) = g.grouping();
         let valid = g.valid_columns();
@@ -718,6 +717,7 @@ impl CustomOp2 for Conv2dGradInput {
                     }
                 });
             });
+        let shape = Shape::from((g.batch, g.c_in, g.height, g.width));
         Ok((CpuStorage::F32(out), shape))
     }
 }

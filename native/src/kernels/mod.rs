@@ -344,21 +344,12 @@ pub(crate) fn images_per_task(per_image_flops: usize) -> usize {
     (200_000 / per_image_flops.max(1)).clamp(1, 64)
 }
 
-/// A row-major `[rows, cols]` matrix as row-major `[cols, rows]`.
+/// A row-major `[rows, cols]` matrix as row-major `[cols, rows]`, in square tiles: a tile's
+/// source rows and destination rows both stay in cache, where an element-by-element transpose
+/// strides through one of them.
 pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; values.len()];
-    transpose_into(values, rows, cols, &mut out);
-    out
-}
-
-/// [`transpose`] into `out`, in square tiles: the tile's source rows and destination rows both
-/// stay in cache, where an element-by-element transpose strides through one of them.
-pub(crate) fn transpose_into(values: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     const TILE: usize = 16;
-    assert!(
-        values.len() >= rows * cols && out.len() >= rows * cols,
-        "transpose: buffers shorter than {rows}x{cols}"
-    );
+    let mut out = vec![0f32; values.len()];
     for r0 in (0..rows).step_by(TILE) {
         for c0 in (0..cols).step_by(TILE) {
             for r in r0..(r0 + TILE).min(rows) {
@@ -368,4 +359,5 @@ pub(crate) fn transpose_into(values: &[f32], rows: usize, cols: usize, out: &mut
             }
         }
     }
+    out
 }
