@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const KERNELS: &[&str] = &["noise", "layers"];
+const KERNELS: &[&str] = &["noise", "layers", "white_noise"];
+/// Headers the kernels include.
+const HEADERS: &[&str] = &["philox.cuh"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -17,6 +19,9 @@ fn main() {
         .map(|root| format!("{root}/bin/nvcc"))
         .unwrap_or_else(|_| "nvcc".into());
     let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "90".into());
+    for header in HEADERS {
+        println!("cargo:rerun-if-changed=src/cuda/{header}");
+    }
     for name in KERNELS {
         let src = format!("src/cuda/{name}.cu");
         println!("cargo:rerun-if-changed={src}");

@@ -167,7 +167,13 @@ impl Model {
     }
 
     pub fn normalise(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.affine(1.0 / self.std as f64, -(self.mean / self.std) as f64)?)
+        let (mul, add) = self.normalisation();
+        Ok(x.affine(mul as f64, add as f64)?)
+    }
+
+    /// `normalise` as the f32 multiplier and addend candle's `affine` applies: `x * mul + add`.
+    pub fn normalisation(&self) -> (f32, f32) {
+        ((1.0 / self.std as f64) as f32, -(self.mean / self.std))
     }
 
     /// Eval-mode forward of a normalised batch, with the model's stimulation applied and `record`

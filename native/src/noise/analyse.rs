@@ -1,6 +1,7 @@
 //! The analysis loop: stimuli streamed through the model batch by batch, with class sums
 //! (classification images, bias histogram) and per-layer sums accumulated as they pass.
 
+use super::fused::FusedRun;
 use super::layer_sums::{add_into, weighted_mean, LayerSums};
 use super::phases::Phases;
 use super::stimuli::{NoiseKind, Stimuli};
@@ -163,12 +164,25 @@ pub fn analyse(
         0.0,
         &model.device,
     )?;
+    // Pure noise on a GPU through a net of `smaller`'s shape: batches that feed no layer
+    // statistics and keep no stimuli run on the fused kernels.
+    let mut fused = match images {
+        None => FusedRun::new(model, &cfg.noise, cfg.seed, cfg.threshold)?,
+        Some(_) => None,
+    };
     let mut first = 0u64;
     while first < total {
         let b = (total - first).min(cfg.batch_size as u64) as usize;
         let keep = (cfg.keep_stimuli as u64).min(total).saturating_sub(first) as usize;
         // Only the first `sta_samples` samples feed the layer statistics, whatever the batching.
         let sta_rows = (cfg.sta_samples.saturating_sub(first) as usize).min(b);
+        if let (Some(run), 0, 0) = (fused.as_mut(), sta_rows, keep) {
+            run.batch(first, b)?;
+            phases.lap("fused kernels")?;
+            first += b as u64;
+            progress.advance(b as u64);
+            continue;
+        }
         let x = stimuli.batch(first, b)?;
         // Only the rows the host needs (STA patches, kept stimuli) come back from the device.
         let host = sta_rows.max(keep.min(b));
@@ -232,6 +246,9 @@ pub fn analyse(
         progress.advance(b as u64);
     }
     phases.report(total);
+    if let Some(run) = fused {
+        run.finish(&mut class_sums, &mut counts, &mut stimulus_sum)?;
+    }
     // Normalise the sums into means and name the outputs.
     let mut out = Arrays::default();
     let c = classes;

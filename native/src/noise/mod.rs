@@ -6,6 +6,8 @@
 mod analyse;
 mod classify;
 mod data_noise;
+pub mod fused;
+pub mod fused_ops;
 mod layer_sums;
 mod phases;
 mod stimuli;
@@ -14,7 +16,7 @@ mod templates;
 pub use analyse::{analyse, AnalysisConfig};
 pub use classify::{classify, ClassifyConfig};
 pub use data_noise::DataNoise;
-pub use stimuli::{noise_tensor, NoiseKind, Stimuli};
+pub use stimuli::{noise_tensor, NoiseKind, Stimuli, NOISE_STREAM};
 pub use templates::template_scores;
 
 pub(crate) const SIDE: usize = 28;

@@ -9,7 +9,8 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Arc;
 
-const NOISE_STREAM: u32 = 0x4e01_5e00;
+/// The Philox stream white-noise stimuli are drawn from.
+pub const NOISE_STREAM: u32 = 0x4e01_5e00;
 
 /// The distribution the noise pixels are drawn from.
 #[derive(Debug, Clone)]

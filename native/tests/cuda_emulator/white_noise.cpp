@@ -1,0 +1,33 @@
+// The fused white-noise kernels (src/cuda/white_noise.cu) built for the host emulator, with one
+// C launcher per kernel for the Rust test (tests/fused_white_noise.rs) to call through dlopen.
+
+#include "emulator.h"
+#include "../../src/cuda/white_noise.cu"
+
+extern "C" void emu_wn_features(uint32_t grid, uint32_t block, uint64_t shared_bytes,
+                                const float *params, float *features, uint64_t first,
+                                uint32_t count, const WnGeometry *g, uint32_t seed_lo,
+                                uint32_t seed_hi, uint32_t stream, uint32_t normal,
+                                float noise_mean, float noise_std, float in_mul, float in_add) {
+    wna_emu_launch(grid, block, shared_bytes, [&] {
+        wna_wn_features(params, features, first, count, *g, seed_lo, seed_hi, stream, normal,
+                        noise_mean, noise_std, in_mul, in_add);
+    });
+}
+
+extern "C" void emu_wn_class_sums(uint32_t grid, uint32_t block, uint64_t shared_bytes,
+                                  const float *logits, float *partials, uint64_t first,
+                                  uint32_t count, uint32_t classes, float threshold,
+                                  uint32_t per_block, uint32_t seed_lo, uint32_t seed_hi,
+                                  uint32_t stream, uint32_t normal, float noise_mean,
+                                  float noise_std) {
+    wna_emu_launch(grid, block, shared_bytes, [&] {
+        wna_wn_class_sums(logits, partials, first, count, classes, threshold, per_block, seed_lo,
+                          seed_hi, stream, normal, noise_mean, noise_std);
+    });
+}
+
+extern "C" void emu_wn_reduce(uint32_t grid, uint32_t block, const float *partials,
+                              uint32_t blocks, uint32_t width, double *total) {
+    wna_emu_launch(grid, block, 0, [&] { wna_wn_reduce(partials, blocks, width, total); });
+}
