@@ -289,6 +289,18 @@ runMain(async () => {
     await m.analyse(null, { ...o, samples: 10_000 });
     const [, s] = await timed(() => m.analyse(null, o));
     await row("noise", name, samples / s, { task: "noise", samples, batchSize: 10_000 });
+    if (name === "smaller") {
+      // The same run on the general path (candle's ops), to measure what the fused kernels
+      // (cuda/white_noise.cu) bring on this GPU.
+      Deno.env.set("WNA_FUSED", "0");
+      await m.analyse(null, { ...o, samples: 10_000 });
+      const [, u] = await timed(() => m.analyse(null, o));
+      Deno.env.delete("WNA_FUSED");
+      rows.push({ task: "noise, general path", model: name, wna: samples / u });
+      log(
+        `noise, general path: ${(samples / u).toFixed(0)} images/s (fused ${(u / s).toFixed(2)}x)`,
+      );
+    }
     // Where the time goes, in a separate run: the profile waits for the GPU at every phase.
     Deno.env.set("WNA_PROFILE", "1");
     await m.analyse(null, { ...o, samples: Math.min(samples, 500_000) });
