@@ -3,7 +3,10 @@
 //! give what `analyse` gives on the CPU: the same class counts, maps within 1e-4. CI has no GPU;
 //! this runs the kernels' own source there.
 
+mod common;
+
 use candle_core::{Device, Tensor};
+use common::max_rel_diff;
 use std::ffi::{c_void, CString};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -254,15 +257,6 @@ fn emulated_run(
     let mut stimulus = vec![0f64; 784];
     add_totals(&totals, c, &mut class_sums, &mut counts, &mut stimulus);
     (class_sums, counts, stimulus, first_logits)
-}
-
-fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max)
-        / scale
 }
 
 /// Means per class, as `analyse` forms them from sums and weights.

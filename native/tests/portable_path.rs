@@ -2,21 +2,15 @@
 //! the CPU with `WNA_CANDLE_OPS=1`, against wna's CPU kernels. CI has no GPU; this keeps the
 //! CUDA path's logic checked there. One test in its own binary: it sets a process-wide variable.
 
+mod common;
+
 use candle_core::Device;
+use common::max_rel_diff;
 use std::sync::atomic::AtomicU64;
 use wna::model::Model;
 use wna::models::builtin;
 use wna::noise::{analyse, AnalysisConfig};
 use wna::progress::Progress;
-
-fn max_rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max)
-        / scale
-}
 
 #[test]
 fn gpu_path_matches_kernels_on_gradients_and_maps() {
