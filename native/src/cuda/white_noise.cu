@@ -38,18 +38,18 @@ struct WnGeometry {
     uint32_t group;           // images one block holds in shared memory at a time
 };
 
-__device__ __forceinline__ uint32_t side0(const WnGeometry &g) { return 28 + 2 * g.p1; }
-__device__ __forceinline__ uint32_t pooled1(const WnGeometry &g) {
+__device__ __forceinline__ uint32_t side0(WnGeometry g) { return 28 + 2 * g.p1; }
+__device__ __forceinline__ uint32_t pooled1(WnGeometry g) {
     return (side0(g) - g.k1 + 1) / 2;
 }
-__device__ __forceinline__ uint32_t side1(const WnGeometry &g) { return pooled1(g) + 2 * g.p2; }
-__device__ __forceinline__ uint32_t pooled2(const WnGeometry &g) {
+__device__ __forceinline__ uint32_t side1(WnGeometry g) { return pooled1(g) + 2 * g.p2; }
+__device__ __forceinline__ uint32_t pooled2(WnGeometry g) {
     return (side1(g) - g.k2 + 1) / 2;
 }
 
 /// Floats of the packed parameters: conv1 weights [c1][k1*k1], bias, BN scale, BN shift [c1];
 /// conv2 weights [c1][k2*k2][c2_padded] (output channel fastest), bias, scale, shift [c2_padded].
-__device__ __forceinline__ uint32_t param_floats(const WnGeometry &g) {
+__device__ __forceinline__ uint32_t param_floats(WnGeometry g) {
     return g.c1 * (g.k1 * g.k1 + 3) + g.c2_padded * (g.c1 * g.k2 * g.k2 + 3);
 }
 
@@ -220,13 +220,16 @@ extern "C" __global__ void wna_wn_class_sums(const float *logits, float *partial
                                : make_float4(1.0f, 0.0f, 0.0f, 0.0f);
                 const float *p = probs + i * classes;
                 float *col = sums + 4 * tid;
+// One 16-byte load and store per row: rows are WN_ROW = 788 floats, a multiple of 4.
 #define WN_ADD(row, weight)                                                                        \
     do {                                                                                           \
-        float *s = col + (row) * WN_ROW;                                                           \
-        s[0] = fmaf(weight, x.x, s[0]);                                                            \
-        s[1] = fmaf(weight, x.y, s[1]);                                                            \
-        s[2] = fmaf(weight, x.z, s[2]);                                                            \
-        s[3] = fmaf(weight, x.w, s[3]);                                                            \
+        float4 *s = reinterpret_cast<float4 *>(col + (row) * WN_ROW);                              \
+        float4 v = *s;                                                                             \
+        v.x = fmaf(weight, x.x, v.x);                                                              \
+        v.y = fmaf(weight, x.y, v.y);                                                              \
+        v.z = fmaf(weight, x.z, v.z);                                                              \
+        v.w = fmaf(weight, x.w, v.w);                                                              \
+        *s = v;                                                                                    \
     } while (0)
                 WN_ADD(pred[i], 1.0f);
                 for (uint32_t k = 0; k < classes; k++) WN_ADD(classes + k, p[k]);
