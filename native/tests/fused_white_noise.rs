@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use wna::model::Model;
 use wna::models::builtin;
 use wna::noise::fused::{
-    add_totals, class_sums_shared_bytes, sum_width, FusedPlan, CHUNK, THREADS,
+    class_sums_shared_bytes, split_totals, sum_width, FusedPlan, CHUNK, THREADS,
 };
 use wna::noise::fused_ops::{NoiseArgs, NoiseDraw};
 use wna::noise::{analyse, noise_tensor, AnalysisConfig, NoiseKind, NOISE_STREAM};
@@ -252,11 +252,10 @@ fn emulated_run(
             .for_each(|(t, b)| *t += b);
         first += count;
     }
-    let mut class_sums = vec![0f64; 3 * c * 784];
-    let mut counts = vec![0f64; 3 * c];
-    let mut stimulus = vec![0f64; 784];
-    add_totals(&totals, c, &mut class_sums, &mut counts, &mut stimulus);
-    (class_sums, counts, stimulus, first_logits)
+    let totals = Tensor::from_vec(totals, width, &Device::Cpu).unwrap();
+    let (class_sums, counts, stimulus) = split_totals(&totals, c).unwrap();
+    let host = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    (host(class_sums), host(counts), host(stimulus), first_logits)
 }
 
 /// Means per class, as `analyse` forms them from sums and weights.

@@ -1,8 +1,9 @@
 //! The analysis loop: stimuli streamed through the model batch by batch, with class sums
 //! (classification images, bias histogram) and per-layer sums accumulated as they pass.
 
-use super::fused::FusedRun;
-use super::layer_sums::{add_into, weighted_mean, LayerSums};
+use super::device_sum::DeviceSum;
+use super::fused::{split_totals, FusedRun};
+use super::layer_sums::{weighted_mean, LayerSums};
 use super::phases::Phases;
 use super::stimuli::{NoiseKind, Stimuli};
 use super::{PIXELS, SIDE};
@@ -144,11 +145,12 @@ pub fn analyse(
         .collect();
     let mut layers: HashMap<String, LayerSums> = layer_infos
         .iter()
-        .map(|l| (l.name.clone(), LayerSums::new(l.clone())))
-        .collect();
-    let mut class_sums = vec![0f64; 3 * classes * PIXELS];
-    let mut counts = vec![0f64; 3 * classes];
-    let mut stimulus_sum = vec![0f64; PIXELS];
+        .map(|l| Ok((l.name.clone(), LayerSums::new(l.clone(), &model.device)?)))
+        .collect::<Result<_>>()?;
+    // The class sums stay on the model's device until the run ends.
+    let mut class_sums = DeviceSum::zeros(3 * classes * PIXELS, &model.device)?;
+    let mut counts = DeviceSum::zeros(3 * classes, &model.device)?;
+    let mut stimulus_sum = DeviceSum::zeros(PIXELS, &model.device)?;
     let mut predictions = Vec::new();
     let mut confidence = Vec::new();
     let mut buf = vec![0f32; cfg.batch_size * PIXELS];
@@ -166,7 +168,7 @@ pub fn analyse(
     )?;
     // Pure noise on a GPU through a net of `smaller`'s shape: batches that feed no layer
     // statistics and keep no stimuli run on the fused kernels.
-    let mut fused = match images {
+    let fused = match images {
         None => FusedRun::new(model, &cfg.noise, cfg.seed, cfg.threshold)?,
         Some(_) => None,
     };
@@ -176,8 +178,11 @@ pub fn analyse(
         let keep = (cfg.keep_stimuli as u64).min(total).saturating_sub(first) as usize;
         // Only the first `sta_samples` samples feed the layer statistics, whatever the batching.
         let sta_rows = (cfg.sta_samples.saturating_sub(first) as usize).min(b);
-        if let (Some(run), 0, 0) = (fused.as_mut(), sta_rows, keep) {
-            run.batch(first, b)?;
+        if let (Some(run), 0, 0) = (fused.as_ref(), sta_rows, keep) {
+            let (images, weights, stimulus) = split_totals(&run.batch(first, b)?, classes)?;
+            class_sums.add(&images)?;
+            counts.add(&weights)?;
+            stimulus_sum.add(&stimulus)?;
             phases.lap("fused kernels")?;
             first += b as u64;
             progress.advance(b as u64);
@@ -234,9 +239,9 @@ pub fn analyse(
         let ones = Tensor::ones((b, 1), DType::F32, &model.device)?;
         let w = Tensor::cat(&[&onehot, &probs, &onehot.broadcast_mul(&confident)?], 1)?; // [b, 3C]
         let sums = Tensor::cat(&[&w, &ones], 1)?.t()?.matmul(&x)?; // [3C + 1, PIXELS]
-        add_into(&mut class_sums, &sums.narrow(0, 0, 3 * classes)?)?;
-        add_into(&mut stimulus_sum, &sums.narrow(0, 3 * classes, 1)?)?;
-        add_into(&mut counts, &w.sum(0)?)?;
+        class_sums.add(&sums.narrow(0, 0, 3 * classes)?)?;
+        stimulus_sum.add(&sums.narrow(0, 3 * classes, 1)?)?;
+        counts.add(&w.sum(0)?)?;
         if images.is_some() {
             predictions.extend(pred.to_vec1::<u32>()?.into_iter().map(|p| p as f32));
             confidence.extend(top.to_vec1::<f32>()?);
@@ -246,9 +251,8 @@ pub fn analyse(
         progress.advance(b as u64);
     }
     phases.report(total);
-    if let Some(run) = fused {
-        run.finish(&mut class_sums, &mut counts, &mut stimulus_sum)?;
-    }
+    let (class_sums, counts, stimulus_sum) =
+        (class_sums.read()?, counts.read()?, stimulus_sum.read()?);
     // Normalise the sums into means and name the outputs.
     let mut out = Arrays::default();
     let c = classes;
@@ -297,7 +301,7 @@ pub fn analyse(
         out.insert("stimuli", vec![kept.len() / PIXELS, SIDE, SIDE], kept);
     }
     for info in &layer_infos {
-        layers[&info.name].write(&mut out);
+        layers[&info.name].write(&mut out)?;
     }
     if images.is_some() {
         out.insert("predictions", vec![predictions.len()], predictions);

@@ -350,28 +350,21 @@ fn pack_params(model: &Model, g: &Geometry, b1: &ConvBlock, b2: &ConvBlock) -> R
     Ok(out)
 }
 
-/// The run's device totals (`[3 * classes + 1][ROW]`, as `wna_wn_reduce` leaves them) added into
-/// `analyse`'s class sums, weights and stimulus sum.
-pub fn add_totals(
-    totals: &[f64],
-    classes: usize,
-    class_sums: &mut [f64],
-    counts: &mut [f64],
-    stimulus_sum: &mut [f64],
-) {
-    for (row, sums) in totals.chunks_exact(ROW).enumerate() {
-        if row < 3 * classes {
-            let dst = &mut class_sums[row * PIXELS..(row + 1) * PIXELS];
-            dst.iter_mut().zip(sums).for_each(|(d, s)| *d += s);
-            counts[row] += sums[PIXELS];
-        } else {
-            stimulus_sum.iter_mut().zip(sums).for_each(|(d, s)| *d += s);
-        }
-    }
+/// A batch's totals (`[3 * classes + 1][ROW]`, as `wna_wn_reduce` leaves them) as `analyse`'s
+/// three sums: the `[3 * classes, 784]` class images, their `[3 * classes]` weights, and the
+/// `[784]` stimulus sum.
+pub fn split_totals(totals: &Tensor, classes: usize) -> Result<(Tensor, Tensor, Tensor)> {
+    let rows = 3 * classes;
+    let t = totals.reshape((rows + 1, ROW))?;
+    let classes = t.narrow(0, 0, rows)?;
+    Ok((
+        classes.narrow(1, 0, PIXELS)?,
+        classes.narrow(1, PIXELS, 1)?,
+        t.narrow(0, rows, 1)?.narrow(1, 0, PIXELS)?,
+    ))
 }
 
-/// A noise run on the fused kernels: the plan, its parameters on the device, and the class sums
-/// so far, kept on the device until the run ends.
+/// A noise run on the fused kernels: the plan and its parameters on the device.
 pub struct FusedRun {
     plan: FusedPlan,
     params: Tensor,
@@ -379,7 +372,6 @@ pub struct FusedRun {
     threshold: f32,
     in_mul: f32,
     in_add: f32,
-    totals: Option<Tensor>,
 }
 
 impl FusedRun {
@@ -419,12 +411,11 @@ impl FusedRun {
             threshold,
             in_mul,
             in_add,
-            totals: None,
         }))
     }
 
-    /// Samples `first..first + count`, added to the device totals.
-    pub fn batch(&mut self, first: u64, count: usize) -> Result<()> {
+    /// The f64 totals of samples `first..first + count`, on the device (see `split_totals`).
+    pub fn batch(&self, first: u64, count: usize) -> Result<Tensor> {
         let features = self.params.apply_op1_no_bwd(&FusedFeatures {
             geometry: self.plan.geometry,
             first,
@@ -434,30 +425,11 @@ impl FusedRun {
             in_add: self.in_add,
         })?;
         let logits = self.plan.logits(&features)?.contiguous()?;
-        let sums = logits.apply_op1_no_bwd(&FusedClassSums {
+        Ok(logits.apply_op1_no_bwd(&FusedClassSums {
             classes: self.plan.classes,
             threshold: self.threshold,
             first,
             noise: self.noise,
-        })?;
-        self.totals = Some(match self.totals.take() {
-            Some(t) => (t + sums)?,
-            None => sums,
-        });
-        Ok(())
-    }
-
-    /// The run's totals, downloaded once, added into `analyse`'s sums.
-    pub fn finish(
-        self,
-        class_sums: &mut [f64],
-        counts: &mut [f64],
-        stimulus_sum: &mut [f64],
-    ) -> Result<()> {
-        if let Some(t) = self.totals {
-            let totals = t.to_vec1::<f64>()?;
-            add_totals(&totals, self.plan.classes, class_sums, counts, stimulus_sum);
-        }
-        Ok(())
+        })?)
     }
 }

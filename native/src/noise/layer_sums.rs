@@ -1,51 +1,53 @@
 //! Per-layer running sums of a noise run: spike-triggered averages (centre unit and averaged
 //! over positions), the centre unit's reverse correlation, and activation statistics, in f64.
 
+use super::device_sum::DeviceSum;
 use super::{PIXELS, SIDE};
 use crate::arrays::Arrays;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::models::LayerInfo;
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
-/// f64 running sums of one layer's statistics.
+/// f64 running sums of one layer's statistics, on the model's device until written.
 pub(crate) struct LayerSums {
     info: LayerInfo,
     /// Patch size used for the position-averaged STA (the receptive field, clipped to the image).
     patch: usize,
-    centre: Vec<f64>,
-    centre_weight: Vec<f64>,
+    centre: DeviceSum,
+    centre_weight: DeviceSum,
     /// Sum of the stimuli, for the reverse correlation's `E[a] E[x]` term.
-    stimulus: Vec<f64>,
-    patch_sum: Vec<f64>,
-    patch_weight: Vec<f64>,
-    act_map: Vec<f64>,
-    act_sum: Vec<f64>,
-    act_sq: Vec<f64>,
+    stimulus: DeviceSum,
+    patch_sum: DeviceSum,
+    patch_weight: DeviceSum,
+    act_map: DeviceSum,
+    act_sum: DeviceSum,
+    act_sq: DeviceSum,
     count: u64,
 }
 
 impl LayerSums {
-    pub(crate) fn new(info: LayerInfo) -> Self {
+    pub(crate) fn new(info: LayerInfo, device: &Device) -> Result<Self> {
         let c = info.channels;
         let patch = if info.kind == "conv" && info.rf < SIDE {
             info.rf
         } else {
             0
         };
-        Self {
+        let zeros = |len| DeviceSum::zeros(len, device);
+        Ok(Self {
             patch,
-            centre: vec![0.0; c * PIXELS],
-            centre_weight: vec![0.0; c],
-            stimulus: vec![0.0; PIXELS],
-            patch_sum: vec![0.0; c * patch * patch],
-            patch_weight: vec![0.0; c],
-            act_map: vec![0.0; c * info.height * info.width],
-            act_sum: vec![0.0; c],
-            act_sq: vec![0.0; c],
+            centre: zeros(c * PIXELS)?,
+            centre_weight: zeros(c)?,
+            stimulus: zeros(PIXELS)?,
+            patch_sum: zeros(c * patch * patch)?,
+            patch_weight: zeros(c)?,
+            act_map: zeros(c * info.height * info.width)?,
+            act_sum: zeros(c)?,
+            act_sq: zeros(c)?,
             count: 0,
             info,
-        }
+        })
     }
 
     /// Adds one batch: `act` is `[b, c, h, w]` (or `[b, c]`), `x` the pixel-space stimuli
@@ -62,13 +64,13 @@ impl LayerSums {
             .narrow(2, (h / 2) * w + w / 2, 1)?
             .squeeze(2)?
             .contiguous()?; // [b, c]
-        add_into(&mut self.centre, &centre.t()?.matmul(x)?)?;
-        add_into(&mut self.centre_weight, &centre.sum(0)?)?;
-        add_into(&mut self.stimulus, &x.sum(0)?)?;
+        self.centre.add(&centre.t()?.matmul(x)?)?;
+        self.centre_weight.add(&centre.sum(0)?)?;
+        self.stimulus.add(&x.sum(0)?)?;
         // Activation statistics per channel and per position.
-        add_into(&mut self.act_map, &act.sum(0)?)?;
-        add_into(&mut self.act_sum, &act.sum((0, 2))?)?;
-        add_into(&mut self.act_sq, &act.sqr()?.sum((0, 2))?)?;
+        self.act_map.add(&act.sum(0)?)?;
+        self.act_sum.add(&act.sum((0, 2))?)?;
+        self.act_sq.add(&act.sqr()?.sum((0, 2))?)?;
         self.count += b as u64;
         if self.patch > 0 {
             // STA averaged over positions: sum_p a[c, p] * patch_p(x) as one matmul of the
@@ -78,13 +80,19 @@ impl LayerSums {
                 Tensor::from_vec(unfolded, (b * h * w, self.patch * self.patch), act.device())?
                     .to_dtype(DType::F64)?;
             let a = act.transpose(0, 1)?.reshape((c, b * h * w))?;
-            add_into(&mut self.patch_sum, &a.matmul(&unfolded)?)?;
-            add_into(&mut self.patch_weight, &a.sum(1)?)?;
+            self.patch_sum.add(&a.matmul(&unfolded)?)?;
+            self.patch_weight.add(&a.sum(1)?)?;
         }
         Ok(())
     }
 
-    pub(crate) fn write(&self, out: &mut Arrays) {
+    /// Downloads the sums and writes the layer's arrays.
+    pub(crate) fn write(&self, out: &mut Arrays) -> Result<()> {
+        let (centre, centre_weight, stimulus) = (
+            self.centre.read()?,
+            self.centre_weight.read()?,
+            self.stimulus.read()?,
+        );
         let LayerInfo {
             name,
             channels: c,
@@ -97,7 +105,7 @@ impl LayerSums {
         out.insert(
             format!("sta/{name}/centre"),
             vec![c, SIDE, SIDE],
-            weighted_mean(&self.centre, &self.centre_weight, PIXELS),
+            weighted_mean(&centre, &centre_weight, PIXELS),
         );
         // The activation-weighted mean above needs activations of one sign (ReLU units); the
         // reverse correlation E[a x] - E[a] E[x] is defined for any unit (tanh, LSTM, logits):
@@ -105,12 +113,12 @@ impl LayerSums {
         out.insert(
             format!("sta/{name}/centreCov"),
             vec![c, SIDE, SIDE],
-            self.centre
+            centre
                 .chunks(PIXELS)
-                .zip(&self.centre_weight)
+                .zip(&centre_weight)
                 .flat_map(|(ax, &a)| {
                     ax.iter()
-                        .zip(&self.stimulus)
+                        .zip(&stimulus)
                         .map(move |(&ax, &x)| (ax / n - (a / n) * (x / n)) as f32)
                 })
                 .collect(),
@@ -118,23 +126,27 @@ impl LayerSums {
         out.insert(
             format!("sta/{name}/centreWeight"),
             vec![c],
-            self.centre_weight.iter().map(|&v| (v / n) as f32).collect(),
+            centre_weight.iter().map(|&v| (v / n) as f32).collect(),
         );
         if self.patch > 0 {
             let p = self.patch;
             out.insert(
                 format!("sta/{name}/patch"),
                 vec![c, p, p],
-                weighted_mean(&self.patch_sum, &self.patch_weight, p * p),
+                weighted_mean(&self.patch_sum.read()?, &self.patch_weight.read()?, p * p),
             );
         }
         out.insert(
             format!("act/{name}/mean"),
             vec![c, h, w],
-            self.act_map.iter().map(|&v| (v / n) as f32).collect(),
+            self.act_map
+                .read()?
+                .iter()
+                .map(|&v| (v / n) as f32)
+                .collect(),
         );
         let per = n * (h * w) as f64;
-        let mean: Vec<f64> = self.act_sum.iter().map(|&s| s / per).collect();
+        let mean: Vec<f64> = self.act_sum.read()?.iter().map(|&s| s / per).collect();
         out.insert(
             format!("act/{name}/channelMean"),
             vec![c],
@@ -142,11 +154,13 @@ impl LayerSums {
         );
         let std = self
             .act_sq
+            .read()?
             .iter()
             .zip(&mean)
             .map(|(&q, &m)| ((q / per - m * m).max(0.0)).sqrt() as f32)
             .collect();
         out.insert(format!("act/{name}/channelStd"), vec![c], std);
+        Ok(())
     }
 }
 
@@ -177,21 +191,6 @@ fn unfold(pixels: &[f32], info: &LayerInfo, p: usize) -> Vec<f32> {
             }
         });
     out
-}
-
-pub(crate) fn add_into(acc: &mut [f64], t: &Tensor) -> Result<()> {
-    let v = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-    if v.len() != acc.len() {
-        return Err(Error::Shape {
-            op: "accumulate",
-            expected: format!("{} values", acc.len()),
-            got: format!("{}", v.len()),
-        });
-    }
-    for (a, b) in acc.iter_mut().zip(v) {
-        *a += b;
-    }
-    Ok(())
 }
 
 /// Row-wise `sum / weight`, 0 where nothing was accumulated.

@@ -6,6 +6,7 @@
 mod analyse;
 mod classify;
 mod data_noise;
+mod device_sum;
 pub mod fused;
 pub mod fused_ops;
 mod layer_sums;
