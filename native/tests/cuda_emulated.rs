@@ -1,7 +1,8 @@
-//! The fused white-noise kernels (`src/cuda/white_noise.cu`), compiled for the CPU by the host
-//! emulator in `tests/cuda_emulator` and run with the launch arguments the GPU path builds, must
-//! give what `analyse` gives on the CPU: the same class counts, maps within 1e-4. CI has no GPU;
-//! this runs the kernels' own source there.
+//! wna's CUDA kernels (`src/cuda/*.cu`), compiled for the CPU by the host emulator in
+//! `tests/cuda_emulator` and run with the launch arguments the GPU path builds, against the CPU:
+//! the fused white-noise kernels must give what `analyse` gives (the same class counts, maps
+//! within 1e-4), the noise kernels the CPU's Philox stream, the batch-norm kernel the CPU op's
+//! bits. CI has no GPU; this runs the kernels' own source there.
 
 mod common;
 
@@ -61,11 +62,28 @@ type ClassSums = unsafe extern "C" fn(
     f32,
 );
 type Reduce = unsafe extern "C" fn(u32, u32, *const f32, u32, u32, *mut f64);
+type NoiseUniform = unsafe extern "C" fn(u32, u32, *mut f32, u64, u32, u32, u32, u64);
+type NoiseNormal = unsafe extern "C" fn(u32, u32, *mut f32, u64, u32, u32, u32, u64, f32, f32);
+type ScaleShift = unsafe extern "C" fn(
+    u32,
+    u32,
+    *const f32,
+    *const f32,
+    *const f32,
+    *mut f32,
+    u64,
+    u32,
+    u32,
+    u32,
+);
 
 struct Emulator {
     features: Features,
     class_sums: ClassSums,
     reduce: Reduce,
+    noise_uniform: NoiseUniform,
+    noise_normal: NoiseNormal,
+    scale_shift: ScaleShift,
 }
 
 /// Builds the emulated kernels with the host's C++ compiler (once per test binary) and loads
@@ -74,12 +92,12 @@ fn emulator() -> &'static Emulator {
     static EMULATOR: OnceLock<Emulator> = OnceLock::new();
     EMULATOR.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let lib = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wna_white_noise_emu.so");
+        let lib = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wna_cuda_emulated.so");
         let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
         let out = std::process::Command::new(&cxx)
             .args(["-std=c++20", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-o"])
             .arg(&lib)
-            .arg(dir.join("tests/cuda_emulator/white_noise.cpp"))
+            .arg(dir.join("tests/cuda_emulator/kernels.cpp"))
             .arg("-lpthread")
             .output()
             .unwrap_or_else(|e| {
@@ -106,6 +124,15 @@ fn emulator() -> &'static Emulator {
                     "emu_wn_class_sums",
                 )),
                 reduce: std::mem::transmute::<*mut c_void, Reduce>(sym("emu_wn_reduce")),
+                noise_uniform: std::mem::transmute::<*mut c_void, NoiseUniform>(sym(
+                    "emu_noise_uniform",
+                )),
+                noise_normal: std::mem::transmute::<*mut c_void, NoiseNormal>(sym(
+                    "emu_noise_normal",
+                )),
+                scale_shift: std::mem::transmute::<*mut c_void, ScaleShift>(sym(
+                    "emu_scale_shift",
+                )),
             }
         }
     })
@@ -424,5 +451,101 @@ fn only_nets_of_the_fused_shape_get_a_plan() {
             };
             assert_eq!(plan.geometry.features(), features, "{name}");
         }
+    }
+}
+
+/// The stimulus kernels draw the CPU's stream: uniform noise bit for bit, normal noise within
+/// float rounding of the transcendental functions; from a first sample past 2^32, so the
+/// counter's high word counts.
+#[test]
+fn noise_kernels_draw_the_cpu_stream() {
+    let emu = emulator();
+    let (first, count, seed) = ((1u64 << 32) + 5, 3usize, 0x1234_5678_9abc_def0u64);
+    let n_blocks = (count * 784 / 4) as u64;
+    let grid = n_blocks.div_ceil(256) as u32;
+    let (lo, hi) = (seed as u32, (seed >> 32) as u32);
+    let cpu = |kind: &NoiseKind| -> Vec<f32> {
+        let t = noise_tensor(first, count, seed, kind, &Device::Cpu).unwrap();
+        t.flatten_all().unwrap().to_vec1().unwrap()
+    };
+    let mut out = vec![f32::NAN; count * 784];
+    // SAFETY: n_blocks float4s, as the kernel writes.
+    unsafe {
+        (emu.noise_uniform)(
+            grid,
+            256,
+            out.as_mut_ptr(),
+            first,
+            lo,
+            hi,
+            NOISE_STREAM,
+            n_blocks,
+        )
+    };
+    assert_eq!(out, cpu(&NoiseKind::Uniform), "uniform noise");
+    let (mean, std) = (0.5, 0.25);
+    let mut out = vec![f32::NAN; count * 784];
+    // SAFETY: as above.
+    unsafe {
+        (emu.noise_normal)(
+            grid,
+            256,
+            out.as_mut_ptr(),
+            first,
+            lo,
+            hi,
+            NOISE_STREAM,
+            n_blocks,
+            mean,
+            std,
+        )
+    };
+    let d = max_rel_diff(&cpu(&NoiseKind::Gaussian { mean, std }), &out);
+    assert!(d < 1e-6, "normal noise differs by {d} of the largest");
+}
+
+/// The one-pass inference batch norm gives the CPU op's bits, with and without ReLU, through
+/// its grid-stride loop (216 values, 128 threads).
+#[test]
+fn scale_shift_kernel_matches_the_cpu_op() {
+    let emu = emulator();
+    let (n, c, spatial) = (4usize, 6usize, 9usize);
+    let mut x = vec![0f32; n * c * spatial];
+    wna::philox::Philox::new(2, 0, 0).fill_normal(&mut x, 0.0, 1.0);
+    let mut scale = vec![0f32; c];
+    wna::philox::Philox::new(2, 1, 0).fill_normal(&mut scale, 0.0, 1.0);
+    let mut shift = vec![0f32; c];
+    wna::philox::Philox::new(2, 2, 0).fill_normal(&mut shift, 0.0, 1.0);
+    for relu in [false, true] {
+        let t = |v: &[f32], shape: &[usize]| Tensor::from_slice(v, shape, &Device::Cpu).unwrap();
+        let cpu: Vec<f32> = t(&x, &[n, c, 3, 3])
+            .apply_op3(
+                &t(&scale, &[c]),
+                &t(&shift, &[c]),
+                wna::portable::ScaleShift { relu },
+            )
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let mut out = vec![f32::NAN; x.len()];
+        // SAFETY: x and out hold n * c * spatial values, scale and shift c.
+        unsafe {
+            (emu.scale_shift)(
+                2,
+                64,
+                x.as_ptr(),
+                scale.as_ptr(),
+                shift.as_ptr(),
+                out.as_mut_ptr(),
+                x.len() as u64,
+                c as u32,
+                spatial as u32,
+                relu as u32,
+            )
+        };
+        assert_eq!(out, cpu, "relu {relu}");
+        assert_eq!(out.iter().any(|&v| v < 0.0), !relu);
     }
 }

@@ -1,8 +1,34 @@
-// The fused white-noise kernels (src/cuda/white_noise.cu) built for the host emulator, with one
-// C launcher per kernel for the Rust test (tests/fused_white_noise.rs) to call through dlopen.
+// wna's CUDA kernels (src/cuda/*.cu) built for the host emulator, with one C launcher per kernel
+// for the Rust test (tests/cuda_emulated.rs) to call through dlopen.
 
 #include "emulator.h"
+#include "../../src/cuda/layers.cu"
+#include "../../src/cuda/noise.cu"
 #include "../../src/cuda/white_noise.cu"
+
+extern "C" void emu_noise_uniform(uint32_t grid, uint32_t block, float *out, uint64_t first,
+                                  uint32_t seed_lo, uint32_t seed_hi, uint32_t stream,
+                                  uint64_t n_blocks) {
+    wna_emu_launch(grid, block, 0, [&] {
+        wna_noise_uniform(out, first, seed_lo, seed_hi, stream, n_blocks);
+    });
+}
+
+extern "C" void emu_noise_normal(uint32_t grid, uint32_t block, float *out, uint64_t first,
+                                 uint32_t seed_lo, uint32_t seed_hi, uint32_t stream,
+                                 uint64_t n_blocks, float mean, float std) {
+    wna_emu_launch(grid, block, 0, [&] {
+        wna_noise_normal(out, first, seed_lo, seed_hi, stream, n_blocks, mean, std);
+    });
+}
+
+extern "C" void emu_scale_shift(uint32_t grid, uint32_t block, const float *x, const float *scale,
+                                const float *shift, float *y, uint64_t n, uint32_t channels,
+                                uint32_t spatial, uint32_t relu) {
+    wna_emu_launch(grid, block, 0, [&] {
+        wna_scale_shift(x, scale, shift, y, n, channels, spatial, relu);
+    });
+}
 
 extern "C" void emu_wn_features(uint32_t grid, uint32_t block, uint64_t shared_bytes,
                                 const float *params, float *features, uint64_t first,
