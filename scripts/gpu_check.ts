@@ -188,6 +188,33 @@ runMain(async () => {
     }, all ${Object.keys(arrays).length} arrays within ${worstMap.toExponential(2)} ` +
       `(${parityOk ? "PASS" : "FAIL"} at 1e-4); logits within ${logitDiff.toExponential(2)}`,
   );
+  // The fused white-noise kernels (cuda/white_noise.cu) against the general path on the same
+  // device: pure noise without STA, where every batch takes the fused kernels.
+  const pure = { samples: 50_000, seed: 2, batchSize: 5000, staSamples: 0, layers: [] };
+  const fused = await gpu.analyse(null, pure);
+  Deno.env.set("WNA_FUSED", "0");
+  const general = await gpu.analyse(null, pure);
+  Deno.env.delete("WNA_FUSED");
+  const fusedCounts = fused.counts.data.reduce(
+    (t, v, i) => t + Math.abs(v - general.counts.data[i]),
+    0,
+  );
+  const fusedMaps = ["classImages", "weightedImages", "thresholdImages"] as const;
+  const fusedDiff = Math.max(
+    ...fusedMaps.map((k) => maxAbsDiff(fused[k].data, general[k].data)),
+  );
+  const fusedOk = fusedCounts === 0 && fusedDiff <= 1e-4;
+  if (!fusedOk) failures.push("fused parity");
+  report.fusedParity = {
+    samples: pure.samples,
+    countDifferences: fusedCounts,
+    mapMaxAbsDiff: fusedDiff,
+  };
+  log(
+    `fused kernels against the general path: counts differ in ${fusedCounts} of ${pure.samples}; ` +
+      `class, weighted and threshold images within ${fusedDiff.toExponential(2)} ` +
+      `(${fusedOk ? "PASS" : "FAIL"} at 1e-4)`,
+  );
   // Input gradients (FGSM's engine) through the backward pass of each device.
   const probe = test.images.subarray(0, 1000 * 784);
   const probeLabels = test.labels.subarray(0, 1000);
@@ -298,7 +325,9 @@ runMain(async () => {
       Deno.env.delete("WNA_FUSED");
       rows.push({ task: "noise, general path", model: name, wna: samples / u });
       log(
-        `noise, general path: ${(samples / u).toFixed(0)} images/s (fused ${(u / s).toFixed(2)}x)`,
+        `noise, general path: ${(samples / u).toFixed(0)} images/s (the fused run ${
+          (u / s).toFixed(2)
+        }x it${device === "cuda" ? "" : "; only CUDA fuses, so both runs took this path"})`,
       );
     }
     // Where the time goes, in a separate run: the profile waits for the GPU at every phase.
