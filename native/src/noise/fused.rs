@@ -1,7 +1,7 @@
 //! The fused white-noise path for two-block conv nets such as `smaller`: which nets it takes, and
 //! everything about it that is not a launch. The kernels are `cuda/white_noise.cu`; the GPU runs
 //! them through `fused_cuda.rs`, and the tests run the same source on the CPU in a host emulator
-//! (`tests/fused_white_noise.rs`), against `analyse` on the CPU.
+//! (`tests/cuda_emulated.rs`), against `analyse` on the CPU.
 //!
 //! A net qualifies when it is, layer for layer: conv (stride 1) [+ batch norm] + ReLU + 2x2
 //! max-pool, twice, on a 1x28x28 input; flatten; then linear layers, each optionally followed by
