@@ -1,6 +1,6 @@
 //! The fused white-noise path for two-block conv nets such as `smaller`: which nets it takes, and
 //! everything about it that is not a launch. The kernels are `cuda/white_noise.cu`; the GPU runs
-//! them through `fused_cuda.rs`, and the tests run the same source on the CPU in a host emulator
+//! them through `fused_ops.rs`, and the tests run the same source on the CPU in a host emulator
 //! (`tests/cuda_emulated.rs`), against `analyse` on the CPU.
 //!
 //! A net qualifies when it is, layer for layer: conv (stride 1) [+ batch norm] + ReLU + 2x2
