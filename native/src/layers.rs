@@ -146,6 +146,11 @@ impl Conv2d {
     }
 }
 
+/// Batch norm's `1 / sqrt(var + eps)` per channel, in f32 as every kernel takes it.
+pub(crate) fn invstd(var: &[f32], eps: f64) -> Vec<f32> {
+    var.iter().map(|&v| 1.0 / (v + eps as f32).sqrt()).collect()
+}
+
 /// Batch norm's epsilon (PyTorch's default); the ONNX importer folds a file's own into the
 /// running variance against it.
 pub const BN_EPS: f64 = 1e-5;
@@ -242,9 +247,7 @@ impl BatchNorm {
     }
 
     fn invstd(&self, var: &[f32]) -> Vec<f32> {
-        var.iter()
-            .map(|&v| 1.0 / (v + self.eps as f32).sqrt())
-            .collect()
+        invstd(var, self.eps)
     }
 
     /// The running statistics and the affine parameters as one scale and shift per channel,

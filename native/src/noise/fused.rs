@@ -12,7 +12,7 @@ use super::stimuli::{NoiseKind, NOISE_STREAM};
 use super::PIXELS;
 use crate::error::Result;
 use crate::kernels::inference_affine;
-use crate::layers::BN_EPS;
+use crate::layers::{invstd, BN_EPS};
 use crate::model::Model;
 use crate::spec::{LayerSpec, Output};
 use candle_core::{DType, Tensor};
@@ -214,10 +214,10 @@ impl FusedPlan {
             c2_padded: b2.1.next_multiple_of(CHANNELS_PER_THREAD) as u32,
             group: MAX_GROUP as u32,
         };
-        if geometry.side0() < b1.2 || geometry.pooled1() == 0 || geometry.side1() < b2.2 {
-            return Ok(None);
-        }
-        if geometry.pooled2() == 0 {
+        // Each map must outlast its kernel and pooling (checked in order: each size assumes
+        // the one before it is positive).
+        let g = &geometry;
+        if g.side0() < b1.2 || g.pooled1() == 0 || g.side1() < b2.2 || g.pooled2() == 0 {
             return Ok(None);
         }
         // As many images per block as fit, up to MAX_GROUP.
@@ -301,15 +301,11 @@ fn host(t: Option<Tensor>, len: usize, fill: f32) -> Result<Vec<f32>> {
 /// Batch norm's inference scale and shift, as the layer forms them.
 fn bn_affine(model: &Model, name: &str) -> Result<(Vec<f32>, Vec<f32>)> {
     let get = |what| -> Result<Vec<f32>> { host(param(model, name, what)?, 0, 0.0) };
-    let invstd: Vec<f32> = get("running_var")?
-        .iter()
-        .map(|&v| 1.0 / (v + BN_EPS as f32).sqrt())
-        .collect();
     Ok(inference_affine(
         &get("weight")?,
         &get("bias")?,
         &get("running_mean")?,
-        &invstd,
+        &invstd(&get("running_var")?, BN_EPS),
     ))
 }
 

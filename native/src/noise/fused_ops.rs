@@ -91,8 +91,23 @@ mod launch {
         candle_core::Error::Msg(format!("{name}: {e}"))
     }
 
+    /// Kernel `name`, allowed `shared` bytes of dynamic shared memory, and the number of its
+    /// blocks that fill the GPU once.
+    pub fn prepare(
+        dev: &CudaDevice,
+        name: &str,
+        shared: usize,
+    ) -> candle_core::Result<(CudaFunction, usize)> {
+        let func = dev
+            .get_or_load_custom_func(name, super::MODULE, super::PTX)?
+            .into_cuda_function();
+        allow_shared(dev, &func, name, shared)?;
+        let resident = resident_blocks(dev, &func, shared)?;
+        Ok((func, resident))
+    }
+
     /// Lets `func` use `shared` bytes of dynamic shared memory, if the GPU has them.
-    pub fn allow_shared(
+    fn allow_shared(
         dev: &CudaDevice,
         func: &CudaFunction,
         name: &str,
@@ -122,7 +137,7 @@ mod launch {
     }
 
     /// Blocks that fill the GPU once: the SMs times the blocks each can hold.
-    pub fn resident_blocks(
+    fn resident_blocks(
         dev: &CudaDevice,
         func: &CudaFunction,
         shared: usize,
@@ -189,15 +204,14 @@ impl CustomOp1 for FusedFeatures {
         }
         let params = s.as_cuda_slice::<f32>()?.slice(l.start_offset()..);
         let shared = g.features_shared_bytes(g.group as usize);
-        let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
-        launch::allow_shared(&dev, &func, name, shared)?;
-        let groups = self.count.div_ceil(g.group as usize);
-        let blocks = groups.min(launch::resident_blocks(&dev, &func, shared)?);
+        let (func, resident) = launch::prepare(&dev, name, shared)?;
+        let blocks = self.count.div_ceil(g.group as usize).min(resident);
         let n = self.count * g.features();
         // SAFETY: every (image, feature) of the batch is written (see the kernel's last loop).
         let mut out = unsafe { dev.alloc::<f32>(n)? };
         let (count, noise) = (self.count as u32, NoiseArgs::from(self.noise));
-        let mut b = func.builder();
+        let stream = dev.cuda_stream();
+        let mut b = stream.launch_builder(&func);
         b.arg(&params);
         b.arg(&mut out);
         b.arg(&self.first);
@@ -242,9 +256,7 @@ impl CustomOp1 for FusedClassSums {
         }
         let logits = s.as_cuda_slice::<f32>()?.slice(l.start_offset()..);
         let shared = class_sums_shared_bytes(classes);
-        let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
-        launch::allow_shared(&dev, &func, name, shared)?;
-        let resident = launch::resident_blocks(&dev, &func, shared)?;
+        let (func, resident) = launch::prepare(&dev, name, shared)?;
         let per_block = count.div_ceil(resident).next_multiple_of(CHUNK).max(CHUNK);
         let blocks = count.div_ceil(per_block);
         let width = sum_width(classes);
@@ -252,7 +264,8 @@ impl CustomOp1 for FusedClassSums {
         let mut partials = unsafe { dev.alloc::<f32>(blocks * width)? };
         let noise = NoiseArgs::from(self.noise);
         let (count32, classes32, per_block32) = (count as u32, classes as u32, per_block as u32);
-        let mut b = func.builder();
+        let stream = dev.cuda_stream();
+        let mut b = stream.launch_builder(&func);
         b.arg(&logits);
         b.arg(&mut partials);
         b.arg(&self.first);
