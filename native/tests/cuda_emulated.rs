@@ -302,14 +302,7 @@ fn check(spec: NetSpec, noise: NoiseKind) {
         .unwrap()
         .expect("a net of the fused shape");
     let (samples, batch, seed) = (150usize, 70usize, 5u64);
-    let draw = NoiseDraw {
-        seed,
-        stream: NOISE_STREAM,
-        normal: match noise {
-            NoiseKind::Gaussian { mean, std } => Some((mean, std)),
-            _ => None,
-        },
-    };
+    let draw = NoiseDraw::of(&noise, seed).expect("noise the kernels draw");
     // A threshold that some samples pass and others do not: the median top softmax of the
     // first batch on the CPU.
     let x = noise_tensor(0, batch, seed, &noise, &Device::Cpu).unwrap();

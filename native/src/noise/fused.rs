@@ -8,7 +8,7 @@
 //! batch norm and ReLU, ending in the logits. Anything else keeps the general path.
 
 use super::fused_ops::{shared_limit, FusedClassSums, FusedFeatures, NoiseDraw};
-use super::stimuli::{NoiseKind, NOISE_STREAM};
+use super::stimuli::NoiseKind;
 use super::PIXELS;
 use crate::error::Result;
 use crate::kernels::inference_affine;
@@ -386,10 +386,8 @@ impl FusedRun {
         {
             return Ok(None);
         }
-        let normal = match noise {
-            NoiseKind::Uniform => None,
-            NoiseKind::Gaussian { mean, std } => Some((*mean, *std)),
-            NoiseKind::Data { .. } => return Ok(None),
+        let Some(noise) = NoiseDraw::of(noise, seed) else {
+            return Ok(None);
         };
         let Some(plan) = FusedPlan::new(model, shared_limit(&model.device)?)? else {
             return Ok(None);
@@ -399,11 +397,7 @@ impl FusedRun {
         Ok(Some(Self {
             plan,
             params,
-            noise: NoiseDraw {
-                seed,
-                stream: NOISE_STREAM,
-                normal,
-            },
+            noise,
             threshold,
             in_mul,
             in_add,

@@ -4,6 +4,7 @@
 //! kernels' source in a host emulator).
 
 use super::fused::Geometry;
+use super::stimuli::{NoiseKind, NOISE_STREAM};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 
 /// The noise a run draws: the stream's seed, and normal `(mean, std)` or uniform.
@@ -12,6 +13,23 @@ pub struct NoiseDraw {
     pub seed: u64,
     pub stream: u32,
     pub normal: Option<(f32, f32)>,
+}
+
+impl NoiseDraw {
+    /// What an analysis of `noise` with `seed` draws, or `None` for noise the kernels cannot draw
+    /// (data noise, which needs its fitted covariance).
+    pub fn of(noise: &NoiseKind, seed: u64) -> Option<Self> {
+        let normal = match noise {
+            NoiseKind::Uniform => None,
+            NoiseKind::Gaussian { mean, std } => Some((*mean, *std)),
+            NoiseKind::Data { .. } => return None,
+        };
+        Some(Self {
+            seed,
+            stream: NOISE_STREAM,
+            normal,
+        })
+    }
 }
 
 /// Applied to the packed parameters: the `[count, features]` pooled conv2 features of samples
