@@ -18,6 +18,18 @@ fn use_kernels(x: &Tensor) -> bool {
         && std::env::var_os("WNA_CANDLE_OPS").is_none()
 }
 
+/// Whether a convolution takes wna's kernels: those of the CPU, and with the `cuda` feature
+/// their CUDA twins (implicit GEMMs, `kernels/conv2d/gpu.rs`), which replace candle's im2col
+/// forward, its `conv_transpose2d` input gradient and its wrong weight gradient.
+/// `WNA_CANDLE_OPS` sends both back to candle's ops.
+fn use_conv_kernels(x: &Tensor) -> bool {
+    use_kernels(x)
+        || (cfg!(feature = "cuda")
+            && x.device().is_cuda()
+            && x.dtype() == candle_core::DType::F32
+            && std::env::var_os("WNA_CANDLE_OPS").is_none())
+}
+
 /// `WNA_CANDLE_OPS=raw`: candle's ops exactly as they are, wrong gradients included (to show
 /// the bugs in the kernel tests). Any other value keeps the gradient fixes.
 fn candle_ops_only() -> bool {
@@ -78,10 +90,10 @@ impl Conv2d {
         &self.weight
     }
 
-    /// `train` says whether the weight gradient is wanted: off the CPU kernels it costs an extra
+    /// `train` says whether the weight gradient is wanted: on candle's ops it costs an extra
     /// zero-valued term (see `portable::ConvWeightGradient`).
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        if use_kernels(x) {
+        if use_conv_kernels(x) {
             let bias = match &self.bias {
                 Some(b) => b.clone(),
                 None => Tensor::zeros(self.weight.dim(0)?, x.dtype(), x.device())?,

@@ -178,15 +178,6 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> CResult<&'a [f32]> {
     Ok(&s.as_slice::<f32>()?[a..b])
 }
 
-/// The f32 elements of a contiguous tensor on the GPU.
-#[cfg(feature = "cuda")]
-fn view<'a>(s: &'a CudaStorage, l: &Layout) -> CResult<cudarc::driver::CudaView<'a, f32>> {
-    let (a, b) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("scale-shift: non-contiguous".into()))?;
-    Ok(s.as_cuda_slice::<f32>()?.slice(a..b))
-}
-
 impl candle_core::CustomOp3 for ScaleShift {
     fn name(&self) -> &'static str {
         "wna-scale-shift"
@@ -233,7 +224,12 @@ impl candle_core::CustomOp3 for ScaleShift {
         let (channels, spatial) = channel_geometry(xl)?;
         let n = xl.shape().elem_count();
         let dev = xs.device().clone();
-        let (x, scale, shift) = (view(xs, xl)?, view(ss, sl)?, view(hs, hl)?);
+        use crate::kernels::cuda_f32_view as view;
+        let (x, scale, shift) = (
+            view(xs, xl, "scale-shift")?,
+            view(ss, sl, "scale-shift")?,
+            view(hs, hl, "scale-shift")?,
+        );
         let func = dev.get_or_load_custom_func("wna_scale_shift", "wna_layers", LAYERS_PTX)?;
         // SAFETY: the kernel writes all n elements.
         let mut y = unsafe { dev.alloc::<f32>(n)? };

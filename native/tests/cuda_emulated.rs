@@ -5,11 +5,11 @@
 //! bits. CI has no GPU; this runs the kernels' own source there.
 
 mod common;
+#[path = "common/emulator.rs"]
+mod emulator;
 
 use candle_core::{Device, Tensor};
 use common::max_rel_diff;
-use std::ffi::{c_void, CString};
-use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 use wna::model::Model;
@@ -86,53 +86,20 @@ struct Emulator {
     scale_shift: ScaleShift,
 }
 
-/// Builds the emulated kernels with the host's C++ compiler (once per test binary) and loads
-/// them.
+/// The emulated kernels' launchers.
 fn emulator() -> &'static Emulator {
     static EMULATOR: OnceLock<Emulator> = OnceLock::new();
     EMULATOR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let lib = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wna_cuda_emulated.so");
-        let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-        let out = std::process::Command::new(&cxx)
-            .args(["-std=c++20", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-o"])
-            .arg(&lib)
-            .arg(dir.join("tests/cuda_emulator/kernels.cpp"))
-            .arg("-lpthread")
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {cxx} ({e}): the kernel emulator needs a C++20 compiler (apt install g++)")
-            });
-        assert!(
-            out.status.success(),
-            "{cxx} failed on the emulated kernels:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = CString::new(lib.to_str().unwrap()).unwrap();
-        // SAFETY: a library this test just built; its symbols have the types declared above.
+        let lib = emulator::library();
+        // SAFETY: each type above is its launcher's C signature in tests/cuda_emulator.
         unsafe {
-            let handle = libc::dlopen(path.as_ptr(), libc::RTLD_NOW);
-            assert!(!handle.is_null(), "cannot load {}", lib.display());
-            let sym = |name: &str| -> *mut c_void {
-                let s = libc::dlsym(handle, CString::new(name).unwrap().as_ptr());
-                assert!(!s.is_null(), "{name} missing from the emulator");
-                s
-            };
             Emulator {
-                features: std::mem::transmute::<*mut c_void, Features>(sym("emu_wn_features")),
-                class_sums: std::mem::transmute::<*mut c_void, ClassSums>(sym(
-                    "emu_wn_class_sums",
-                )),
-                reduce: std::mem::transmute::<*mut c_void, Reduce>(sym("emu_wn_reduce")),
-                noise_uniform: std::mem::transmute::<*mut c_void, NoiseUniform>(sym(
-                    "emu_noise_uniform",
-                )),
-                noise_normal: std::mem::transmute::<*mut c_void, NoiseNormal>(sym(
-                    "emu_noise_normal",
-                )),
-                scale_shift: std::mem::transmute::<*mut c_void, ScaleShift>(sym(
-                    "emu_scale_shift",
-                )),
+                features: lib.launcher("emu_wn_features"),
+                class_sums: lib.launcher("emu_wn_class_sums"),
+                reduce: lib.launcher("emu_wn_reduce"),
+                noise_uniform: lib.launcher("emu_noise_uniform"),
+                noise_normal: lib.launcher("emu_noise_normal"),
+                scale_shift: lib.launcher("emu_scale_shift"),
             }
         }
     })

@@ -8,8 +8,8 @@
 //! hand the products to `gemm` (the SIMD matrix kernel candle itself uses), and fuse bias, batch
 //! norm and ReLU into single passes.
 //! Each forward op has a backward (`bwd`) built from the no-grad ops further down, so training
-//! and input gradients (FGSM) both use them. Non-CPU devices never reach this file: the layer
-//! wrappers in `layers.rs` send them to candle's own ops.
+//! and input gradients (FGSM) both use them. Off the CPU, only the convolution runs here, on
+//! CUDA (`conv2d/gpu.rs`); the other layers send other devices to candle's own ops.
 
 /// `fn $name` runs `$body` compiled for AVX-512 or AVX2, the widest the CPU has, and the
 /// baseline build elsewhere. The library targets the baseline x86-64, where element-wise passes
@@ -56,6 +56,7 @@ mod recurrence;
 
 pub use avg_pool::AvgPool;
 pub use batch_norm::{channel_statistics, inference_affine, BatchNorm};
+pub use conv2d::gpu as conv2d_gpu;
 pub use conv2d::{Conv2d, Conv2dInference, ConvGeometry, Epilogue};
 pub use leaky_relu::LeakyRelu;
 pub use linear::Linear;
@@ -79,6 +80,21 @@ pub(crate) fn f32_slice<'a>(
         Some((start, end)) => Ok(&data[start..end]),
         None => candle_core::bail!("{what}: wna's CPU kernels take contiguous tensors"),
     }
+}
+
+/// [`f32_slice`] on the GPU: the f32 elements of a contiguous CUDA tensor.
+#[cfg(feature = "cuda")]
+pub(crate) fn cuda_f32_view<'a>(
+    storage: &'a candle_core::CudaStorage,
+    layout: &Layout,
+    what: &str,
+) -> CResult<cudarc::driver::CudaView<'a, f32>> {
+    let (start, end) = layout.contiguous_offsets().ok_or_else(|| {
+        candle_core::Error::Msg(format!(
+            "{what}: wna's CUDA kernels take contiguous tensors"
+        ))
+    })?;
+    Ok(storage.as_cuda_slice::<f32>()?.slice(start..end))
 }
 
 /// `dst (m x n) = [dst +] lhs (m x k) . rhs (k x n)`; every operand given by row and column

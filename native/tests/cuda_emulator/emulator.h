@@ -4,7 +4,7 @@
 // `static` stands in for `__shared__`.
 //
 // It runs kernels that use only shared memory and `__syncthreads` (no warp shuffles, no
-// atomics): the fused white-noise kernels keep to that, so the CPU-only CI runs their exact
+// atomics): the fused white-noise and convolution kernels keep to that, so the CPU-only CI runs their exact
 // source. Dynamic shared memory starts as NaN (a GPU's is uninitialised), so a kernel that reads
 // it before writing gives NaN, not a lucky zero.
 
@@ -64,26 +64,34 @@ inline std::mutex launching;
 
 inline void __syncthreads() { wna_emu::barrier->arrive_and_wait(); }
 
-/// Runs `kernel()` as a 1-D grid of `grid` blocks of `block` threads with `shared_bytes` of
-/// dynamic shared memory.
+/// Runs `kernel()` as a grid of `grid` blocks (x fastest) of `block` threads with
+/// `shared_bytes` of dynamic shared memory.
+template <class Kernel>
+void wna_emu_launch(dim3 grid, uint32_t block, size_t shared_bytes, Kernel kernel) {
+    std::lock_guard<std::mutex> one_launch(wna_emu::launching);
+    wna_emu::grid_dim = grid;
+    wna_emu::block_dim = {block, 1, 1};
+    for (uint32_t bz = 0; bz < grid.z; bz++)
+        for (uint32_t by = 0; by < grid.y; by++)
+            for (uint32_t bx = 0; bx < grid.x; bx++) {
+                wna_emu::shared.assign(shared_bytes / sizeof(float) + 1,
+                                       std::numeric_limits<float>::quiet_NaN());
+                std::barrier<> barrier(block);
+                wna_emu::barrier = &barrier;
+                std::vector<std::thread> threads;
+                for (uint32_t t = 0; t < block; t++) {
+                    threads.emplace_back([=] {
+                        wna_emu::thread_idx = {t, 0, 0};
+                        wna_emu::block_idx = {bx, by, bz};
+                        kernel();
+                    });
+                }
+                for (auto &t : threads) t.join();
+            }
+}
+
+/// A 1-D grid of `grid` blocks.
 template <class Kernel>
 void wna_emu_launch(uint32_t grid, uint32_t block, size_t shared_bytes, Kernel kernel) {
-    std::lock_guard<std::mutex> one_launch(wna_emu::launching);
-    wna_emu::grid_dim = {grid, 1, 1};
-    wna_emu::block_dim = {block, 1, 1};
-    for (uint32_t b = 0; b < grid; b++) {
-        wna_emu::shared.assign(shared_bytes / sizeof(float) + 1,
-                               std::numeric_limits<float>::quiet_NaN());
-        std::barrier<> barrier(block);
-        wna_emu::barrier = &barrier;
-        std::vector<std::thread> threads;
-        for (uint32_t t = 0; t < block; t++) {
-            threads.emplace_back([=] {
-                wna_emu::thread_idx = {t, 0, 0};
-                wna_emu::block_idx = {b, 0, 0};
-                kernel();
-            });
-        }
-        for (auto &t : threads) t.join();
-    }
+    wna_emu_launch(dim3{grid, 1, 1}, block, shared_bytes, kernel);
 }

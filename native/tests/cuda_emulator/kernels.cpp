@@ -2,6 +2,7 @@
 // for the Rust test (tests/cuda_emulated.rs) to call through dlopen.
 
 #include "emulator.h"
+#include "../../src/cuda/conv.cu"
 #include "../../src/cuda/layers.cu"
 #include "../../src/cuda/noise.cu"
 #include "../../src/cuda/white_noise.cu"
@@ -56,4 +57,29 @@ extern "C" void emu_wn_class_sums(uint32_t grid, uint32_t block, uint64_t shared
 extern "C" void emu_wn_reduce(uint32_t grid, uint32_t block, const float *partials,
                               uint32_t blocks, uint32_t width, double *total) {
     wna_emu_launch(grid, block, 0, [&] { wna_wn_reduce(partials, blocks, width, total); });
+}
+
+extern "C" void emu_conv_forward(uint32_t gx, uint32_t gy, uint32_t gz, uint32_t block,
+                                 const float *x, const float *w, const float *bias, float *y,
+                                 const ConvShape *s) {
+    wna_emu_launch(dim3{gx, gy, gz}, block, 0, [&] { wna_conv_forward(x, w, bias, y, *s); });
+}
+
+extern "C" void emu_conv_grad_input(uint32_t gx, uint32_t gy, uint32_t gz, uint32_t block,
+                                    const float *dy, const float *w, float *dx,
+                                    const ConvShape *s) {
+    wna_emu_launch(dim3{gx, gy, gz}, block, 0, [&] { wna_conv_grad_input(dy, w, dx, *s); });
+}
+
+extern "C" void emu_conv_grad_weight(uint32_t gx, uint32_t gy, uint32_t gz, uint32_t block,
+                                     const float *x, const float *dy, float *partials,
+                                     const ConvShape *s) {
+    wna_emu_launch(dim3{gx, gy, gz}, block, 0,
+                   [&] { wna_conv_grad_weight(x, dy, partials, *s); });
+}
+
+extern "C" void emu_conv_grad_weight_reduce(uint32_t grid, uint32_t block, const float *partials,
+                                            uint32_t chunks, const ConvShape *s, float *out) {
+    wna_emu_launch(grid, block, 0,
+                   [&] { wna_conv_grad_weight_reduce(partials, chunks, *s, out); });
 }
