@@ -18,16 +18,19 @@ fn use_kernels(x: &Tensor) -> bool {
         && std::env::var_os("WNA_CANDLE_OPS").is_none()
 }
 
-/// Whether a convolution takes wna's kernels: those of the CPU, and with the `cuda` feature
-/// their CUDA twins (implicit GEMMs, `kernels/conv2d/gpu.rs`), which replace candle's im2col
-/// forward, its `conv_transpose2d` input gradient and its wrong weight gradient.
-/// `WNA_CANDLE_OPS` sends both back to candle's ops.
+/// Whether a tensor takes the CUDA twins of wna's kernels (`kernels/*/gpu.rs`): f32 on CUDA in
+/// a `cuda` build, unless `WNA_CANDLE_OPS` asks for candle's own ops.
+fn use_cuda_kernels(x: &Tensor) -> bool {
+    cfg!(feature = "cuda")
+        && x.device().is_cuda()
+        && x.dtype() == candle_core::DType::F32
+        && std::env::var_os("WNA_CANDLE_OPS").is_none()
+}
+
+/// Whether a convolution takes wna's kernels: on CUDA their implicit-GEMM twins replace candle's
+/// im2col forward, its `conv_transpose2d` input gradient and its wrong weight gradient.
 fn use_conv_kernels(x: &Tensor) -> bool {
-    use_kernels(x)
-        || (cfg!(feature = "cuda")
-            && x.device().is_cuda()
-            && x.dtype() == candle_core::DType::F32
-            && std::env::var_os("WNA_CANDLE_OPS").is_none())
+    use_kernels(x) || use_cuda_kernels(x)
 }
 
 /// `WNA_CANDLE_OPS=raw`: candle's ops exactly as they are, wrong gradients included (to show
@@ -199,20 +202,17 @@ impl BatchNorm {
     pub fn forward(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
         let channels = self.weight.dim(0)?;
         let count = x.elem_count() / channels.max(1);
-        if use_kernels(x) {
+        // On CUDA only training takes the kernels: inference's one pass (`ScaleShift` below)
+        // needs no statistics on the host.
+        if use_kernels(x) || (train && use_cuda_kernels(x)) {
             let x = x.contiguous()?;
             let (mean, var) = if train {
-                let (mean, var) = {
-                    let (storage, layout) = x.storage_and_layout();
-                    let candle_core::Storage::Cpu(cpu) = &*storage else {
-                        unreachable!("use_kernels checked the device")
-                    };
-                    let (start, end) = layout.contiguous_offsets().expect("made contiguous");
-                    let data = &cpu.as_slice::<f32>()?[start..end];
-                    kernels::channel_statistics(data, channels, count / x.dim(0)?.max(1))
-                };
-                self.update_running(&mean, &var, count)?;
-                (mean, var)
+                let both = x
+                    .apply_op1_no_bwd(&kernels::ChannelStatistics)?
+                    .to_vec1::<f32>()?;
+                let (mean, var) = both.split_at(channels);
+                self.update_running(mean, var, count)?;
+                (mean.to_vec(), var.to_vec())
             } else {
                 (
                     self.running_mean.as_tensor().to_vec1::<f32>()?,

@@ -1,8 +1,12 @@
 //! Batch norm (optionally fused with the ReLU after it) and its gradients, in one pass each.
 
 use super::{f32_slice, images_per_task, sum_in_order, CResult};
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+#[cfg(feature = "cuda")]
+use candle_core::CudaStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
+
+pub mod gpu;
 
 /// Batch norm over `[n, c, ...]` with per-channel `mean` and `invstd` fixed by the caller (batch
 /// statistics in training, running ones in inference), scale `gamma` and shift `beta`, optionally
@@ -61,6 +65,28 @@ pub fn channel_statistics(x: &[f32], channels: usize, spatial: usize) -> (Vec<f3
         .map(|c| (sums[2 * c + 1] / count - mean[c] * mean[c]).max(0.0) as f32)
         .collect();
     (mean.into_iter().map(|m| m as f32).collect(), var)
+}
+
+/// [`channel_statistics`] as an op on any device: `[mean; var]` of `[n, c, ...]` as a `[2c]`
+/// tensor, summed in f64 on the CPU and on CUDA (`gpu.rs`). No backward: the layers pass the
+/// statistics to [`BatchNorm`], whose backward differentiates them.
+pub struct ChannelStatistics;
+
+impl CustomOp1 for ChannelStatistics {
+    fn name(&self) -> &'static str {
+        "wna-channel-statistics"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
+        let (_, c, spatial) = channel_layout(l.shape())?;
+        let (mean, var) = channel_statistics(f32_slice(s, l, "batch norm")?, c, spatial);
+        Ok((CpuStorage::F32([mean, var].concat()), Shape::from(2 * c)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> CResult<(CudaStorage, Shape)> {
+        gpu::statistics(s, l)
+    }
 }
 
 /// Adds the sums and sums of squares of each channel of `images` to `acc` (`[sum, sum of squares]`
@@ -202,6 +228,23 @@ impl CustomOp3 for BatchNorm {
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        gs: &CudaStorage,
+        gl: &Layout,
+        bs: &CudaStorage,
+        bl: &Layout,
+    ) -> CResult<(CudaStorage, Shape)> {
+        let c = channel_layout(xl.shape())?.1;
+        if gl.shape().elem_count() != c || bl.shape().elem_count() != c || self.mean.len() != c {
+            candle_core::bail!("batch norm: parameters do not match {c} channels");
+        }
+        gpu::forward(self, (xs, xl), (gs, gl), (bs, bl))
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -227,7 +270,7 @@ impl CustomOp3 for BatchNorm {
 }
 
 /// Gradients of [`BatchNorm`] from (x, y, dy): a flat `[x.len() + 2c]` vector of dx, dgamma, dbeta.
-struct BatchNormGrad {
+pub struct BatchNormGrad {
     mean: Vec<f32>,
     invstd: Vec<f32>,
     gamma: Vec<f32>,
@@ -286,6 +329,19 @@ impl CustomOp3 for BatchNormGrad {
         params[c..].copy_from_slice(&dbeta);
         let len = out.len();
         Ok((CpuStorage::F32(out), Shape::from(len)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        ys: &CudaStorage,
+        yl: &Layout,
+        gs: &CudaStorage,
+        gl: &Layout,
+    ) -> CResult<(CudaStorage, Shape)> {
+        gpu::grad(self, (xs, xl), (ys, yl), (gs, gl))
     }
 }
 

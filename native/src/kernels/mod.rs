@@ -8,8 +8,9 @@
 //! hand the products to `gemm` (the SIMD matrix kernel candle itself uses), and fuse bias, batch
 //! norm and ReLU into single passes.
 //! Each forward op has a backward (`bwd`) built from the no-grad ops further down, so training
-//! and input gradients (FGSM) both use them. Off the CPU, only the convolution runs here, on
-//! CUDA (`conv2d/gpu.rs`); the other layers send other devices to candle's own ops.
+//! and input gradients (FGSM) both use them. Off the CPU, the convolution and the training batch
+//! norm run here too, on CUDA (`conv2d/gpu.rs`, `batch_norm/gpu.rs`); the other layers send
+//! other devices to candle's own ops.
 
 /// `fn $name` runs `$body` compiled for AVX-512 or AVX2, the widest the CPU has, and the
 /// baseline build elsewhere. The library targets the baseline x86-64, where element-wise passes
@@ -49,13 +50,16 @@ macro_rules! simd_dispatch {
 mod avg_pool;
 mod batch_norm;
 mod conv2d;
+#[cfg(feature = "cuda")]
+mod cuda_launch;
 mod leaky_relu;
 mod linear;
 mod max_pool;
 mod recurrence;
 
 pub use avg_pool::AvgPool;
-pub use batch_norm::{channel_statistics, inference_affine, BatchNorm};
+pub use batch_norm::gpu as batch_norm_gpu;
+pub use batch_norm::{channel_statistics, inference_affine, BatchNorm, ChannelStatistics};
 pub use conv2d::gpu as conv2d_gpu;
 pub use conv2d::{Conv2d, Conv2dInference, ConvGeometry, Epilogue};
 pub use leaky_relu::LeakyRelu;

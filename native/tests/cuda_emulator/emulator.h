@@ -38,6 +38,7 @@ inline uint32_t __umulhi(uint32_t a, uint32_t b) { return (uint32_t)(((uint64_t)
 // Built with -ffp-contract=off: a multiply and an add stay two roundings, as these promise.
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
 using std::fmaf;
 using std::fmaxf;
 template <class T> inline T min(T a, T b) { return std::min(a, b); }
@@ -65,29 +66,36 @@ inline std::mutex launching;
 inline void __syncthreads() { wna_emu::barrier->arrive_and_wait(); }
 
 /// Runs `kernel()` as a grid of `grid` blocks (x fastest) of `block` threads with
-/// `shared_bytes` of dynamic shared memory.
+/// `shared_bytes` of dynamic shared memory. The block's threads are started once and run every
+/// block in turn, meeting at the barrier between blocks, where thread 0 refills the shared
+/// memory with NaN: starting 256 OS threads per block made grids of a thousand blocks take
+/// most of a minute.
 template <class Kernel>
 void wna_emu_launch(dim3 grid, uint32_t block, size_t shared_bytes, Kernel kernel) {
     std::lock_guard<std::mutex> one_launch(wna_emu::launching);
     wna_emu::grid_dim = grid;
     wna_emu::block_dim = {block, 1, 1};
-    for (uint32_t bz = 0; bz < grid.z; bz++)
-        for (uint32_t by = 0; by < grid.y; by++)
-            for (uint32_t bx = 0; bx < grid.x; bx++) {
-                wna_emu::shared.assign(shared_bytes / sizeof(float) + 1,
-                                       std::numeric_limits<float>::quiet_NaN());
-                std::barrier<> barrier(block);
-                wna_emu::barrier = &barrier;
-                std::vector<std::thread> threads;
-                for (uint32_t t = 0; t < block; t++) {
-                    threads.emplace_back([=] {
-                        wna_emu::thread_idx = {t, 0, 0};
+    std::barrier<> barrier(block);
+    wna_emu::barrier = &barrier;
+    std::vector<std::thread> threads;
+    for (uint32_t t = 0; t < block; t++) {
+        threads.emplace_back([=, &barrier] {
+            wna_emu::thread_idx = {t, 0, 0};
+            for (uint32_t bz = 0; bz < grid.z; bz++)
+                for (uint32_t by = 0; by < grid.y; by++)
+                    for (uint32_t bx = 0; bx < grid.x; bx++) {
+                        // Every thread has left the previous block before the memory is reset.
+                        barrier.arrive_and_wait();
+                        if (t == 0)
+                            wna_emu::shared.assign(shared_bytes / sizeof(float) + 1,
+                                                   std::numeric_limits<float>::quiet_NaN());
+                        barrier.arrive_and_wait();
                         wna_emu::block_idx = {bx, by, bz};
                         kernel();
-                    });
-                }
-                for (auto &t : threads) t.join();
-            }
+                    }
+        });
+    }
+    for (auto &t : threads) t.join();
 }
 
 /// A 1-D grid of `grid` blocks.

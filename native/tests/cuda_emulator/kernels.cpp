@@ -2,6 +2,7 @@
 // for the Rust test (tests/cuda_emulated.rs) to call through dlopen.
 
 #include "emulator.h"
+#include "../../src/cuda/batch_norm.cu"
 #include "../../src/cuda/conv.cu"
 #include "../../src/cuda/layers.cu"
 #include "../../src/cuda/noise.cu"
@@ -82,4 +83,44 @@ extern "C" void emu_conv_grad_weight_reduce(uint32_t grid, uint32_t block, const
                                             uint32_t chunks, const ConvShape *s, float *out) {
     wna_emu_launch(grid, block, 0,
                    [&] { wna_conv_grad_weight_reduce(partials, chunks, *s, out); });
+}
+
+extern "C" void emu_bn_statistics(uint32_t gx, uint32_t gy, uint32_t block, const float *x,
+                                  const BnShape *s, double *partials) {
+    wna_emu_launch(dim3{gx, gy, 1}, block, 0, [&] { wna_bn_statistics(x, *s, partials); });
+}
+
+extern "C" void emu_bn_statistics_finish(uint32_t grid, uint32_t block, const double *partials,
+                                         uint32_t chunks, const BnShape *s, float *out) {
+    wna_emu_launch(grid, block, 0, [&] { wna_bn_statistics_finish(partials, chunks, *s, out); });
+}
+
+extern "C" void emu_bn_forward(uint32_t grid, uint32_t block, const float *x, const float *gamma,
+                               const float *beta, const float *mean, const float *invstd,
+                               float *y, const BnShape *s, uint32_t relu) {
+    wna_emu_launch(grid, block, 0,
+                   [&] { wna_bn_forward(x, gamma, beta, mean, invstd, y, *s, relu); });
+}
+
+extern "C" void emu_bn_grad_sums(uint32_t gx, uint32_t gy, uint32_t block, const float *x,
+                                 const float *y, const float *dy, const float *mean,
+                                 const float *invstd, const BnShape *s, uint32_t relu,
+                                 double *partials) {
+    wna_emu_launch(dim3{gx, gy, 1}, block, 0, [&] {
+        wna_bn_grad_sums(x, y, dy, mean, invstd, *s, relu, partials);
+    });
+}
+
+extern "C" void emu_bn_grad_finish(uint32_t grid, uint32_t block, const double *partials,
+                                   uint32_t chunks, const BnShape *s, float *out) {
+    wna_emu_launch(grid, block, 0, [&] { wna_bn_grad_finish(partials, chunks, *s, out); });
+}
+
+extern "C" void emu_bn_grad_input(uint32_t grid, uint32_t block, const float *x, const float *y,
+                                  const float *dy, const float *mean, const float *invstd,
+                                  const float *gamma, const float *sums, const BnShape *s,
+                                  uint32_t relu, uint32_t batch_statistics, float *dx) {
+    wna_emu_launch(grid, block, 0, [&] {
+        wna_bn_grad_input(x, y, dy, mean, invstd, gamma, sums, *s, relu, batch_statistics, dx);
+    });
 }

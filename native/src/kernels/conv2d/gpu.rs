@@ -18,7 +18,7 @@ const TILE_K: usize = 16;
 /// The split depends on the shapes alone, never on the GPU, so every GPU adds in the same order.
 const WEIGHT_GRAD_BLOCKS: usize = 1024;
 /// Fewest reduction indices (images x output positions) per block of the weight gradient.
-const MIN_CHUNK: usize = 256;
+const MIN_CHUNK: usize = 128;
 
 /// The kernels' `ConvShape`.
 #[repr(C)]
@@ -161,11 +161,11 @@ pub use launch::{forward, grad_input, grad_weight};
 #[cfg(feature = "cuda")]
 mod launch {
     use super::{ConvLaunch, ConvPass, ConvShape, THREADS};
+    use crate::kernels::cuda_launch::{self, fail, uninit};
     use crate::kernels::{cuda_f32_view, ConvGeometry};
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::CudaDevice;
     use candle_core::{CudaStorage, Layout, Result as CResult, Shape};
-    use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+    use cudarc::driver::{LaunchConfig, PushKernelArg};
 
     const MODULE: &str = "wna_conv";
     const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/conv.ptx"));
@@ -174,21 +174,7 @@ mod launch {
     unsafe impl cudarc::driver::DeviceRepr for ConvShape {}
 
     fn config(grid: (u32, u32, u32)) -> LaunchConfig {
-        LaunchConfig {
-            grid_dim: grid,
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        }
-    }
-
-    fn fail(name: &str, e: impl std::fmt::Display) -> candle_core::Error {
-        candle_core::Error::Msg(format!("{name}: {e}"))
-    }
-
-    /// `len` floats that the launch about to run writes in full.
-    fn output(dev: &CudaDevice, len: usize) -> CResult<CudaSlice<f32>> {
-        // SAFETY: every caller's kernel writes all `len` elements before anything reads them.
-        Ok(unsafe { dev.alloc::<f32>(len)? })
+        cuda_launch::config(grid, THREADS)
     }
 
     pub fn forward(
@@ -211,7 +197,8 @@ mod launch {
             cuda_f32_view(ws, wl, "conv2d")?,
             cuda_f32_view(bs, bl, "conv2d")?,
         );
-        let mut y = output(&dev, g.batch * g.out_len())?;
+        // SAFETY: the kernel launched next writes all of it.
+        let mut y = unsafe { uninit::<f32>(&dev, g.batch * g.out_len())? };
         if plan.has_work() {
             let name = plan.pass.kernel();
             let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
@@ -238,7 +225,8 @@ mod launch {
             cuda_f32_view(gs, gl, "conv2d grad")?,
             cuda_f32_view(ws, wl, "conv2d grad")?,
         );
-        let mut dx = output(&dev, g.batch * g.image_len())?;
+        // SAFETY: the kernel launched next writes all of it.
+        let mut dx = unsafe { uninit::<f32>(&dev, g.batch * g.image_len())? };
         if plan.has_work() {
             let name = plan.pass.kernel();
             let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
@@ -266,7 +254,8 @@ mod launch {
             cuda_f32_view(xs, xl, "conv2d grad")?,
             cuda_f32_view(gs, gl, "conv2d grad")?,
         );
-        let mut partials = output(&dev, plan.partials_len())?;
+        // SAFETY: the kernel launched next writes all of it.
+        let mut partials = unsafe { uninit::<f32>(&dev, plan.partials_len())? };
         let name = plan.pass.kernel();
         let func = dev.get_or_load_custom_func(name, MODULE, PTX)?;
         let mut args = func.builder();
@@ -277,7 +266,8 @@ mod launch {
         // SAFETY: the arguments match `wna_conv_grad_weight` in cuda/conv.cu.
         unsafe { args.launch(config(plan.grid)) }.map_err(|e| fail(name, e))?;
 
-        let mut out = output(&dev, plan.gradient_len())?;
+        // SAFETY: the kernel launched next writes all of it.
+        let mut out = unsafe { uninit::<f32>(&dev, plan.gradient_len())? };
         let reduce = "wna_conv_grad_weight_reduce";
         let func = dev.get_or_load_custom_func(reduce, MODULE, PTX)?;
         let chunks = plan.grid.2;
