@@ -237,8 +237,8 @@ runMain(async () => {
   gpu.close();
 
   // Training parity and epoch time: the same seed on both devices.
-  const epoch = async (device: "cpu" | "cuda") => {
-    using m = Model.create("smaller", { seed: 3, mean: MEAN, std: STD, device });
+  const epoch = async (device: "cpu" | "cuda", model: "smaller" | "larger" = "smaller") => {
+    using m = Model.create(model, { seed: 3, mean: MEAN, std: STD, device });
     const [, s] = await timed(() =>
       m.trainEpoch(train.images, train.labels, {
         totalSteps: Math.ceil(train.count / 128),
@@ -290,9 +290,16 @@ runMain(async () => {
     }
     return JSON.parse(new TextDecoder().decode(out.stdout)) as { imagesPerSecond: number };
   };
-  const row = async (task: string, model: string, wna: number, job: Record<string, unknown>) => {
+  // torch.compile only where the issue sets a goal against it (white noise); eager elsewhere.
+  const row = async (
+    task: string,
+    model: string,
+    wna: number,
+    job: Record<string, unknown>,
+    compile = true,
+  ) => {
     const eager = await peer({ ...job, model }, false);
-    const compiled = await peer({ ...job, model }, true);
+    const compiled = compile ? await peer({ ...job, model }, true) : undefined;
     const r = { task, model, wna, eager, compiled };
     rows.push(r);
     const ips = (p?: { imagesPerSecond?: number; error?: string }) =>
@@ -335,27 +342,52 @@ runMain(async () => {
     await m.analyse(null, { ...o, samples: Math.min(samples, 500_000) });
     Deno.env.delete("WNA_PROFILE");
   }
-  {
-    using m = Model.create("smaller", { seed: 0, mean: MEAN, std: STD, device });
-    // Warm-up: the first call on a device loads (JIT-compiles) candle's kernels.
-    await m.fgsm(test.images.subarray(0, 500 * 784), test.labels.subarray(0, 500), 0.1);
-    const [, s] = await timed(() => m.fgsm(test.images, test.labels, 0.1));
-    await row("fgsm", "smaller", test.count / s, {
-      task: "fgsm",
-      images: test.count,
-      batchSize: 500,
-      eps: 0.1,
-    });
+  // The same work on candle's ops (WNA_CANDLE_OPS=1: im2col forward, conv_transpose2d input
+  // gradient, broadcast batch norm), to measure what wna's CUDA conv and batch-norm kernels
+  // (cuda/conv.cu, cuda/batch_norm.cu) bring on this GPU.
+  const onCandleOps = async <T>(run: () => Promise<T>) => {
+    Deno.env.set("WNA_CANDLE_OPS", "1");
+    try {
+      return await run();
+    } finally {
+      Deno.env.delete("WNA_CANDLE_OPS");
+    }
+  };
+  const candleRow = (task: string, model: string, kernels: number, candle: number) => {
+    rows.push({ task: `${task}, candle's ops`, model, wna: candle });
+    log(
+      `${task}, candle's ops: ${model} ${candle.toFixed(0)} images/s (wna's kernels ${
+        (kernels / candle).toFixed(2)
+      }x it)`,
+    );
+  };
+  for (const name of ["smaller", "larger"] as const) {
+    using m = Model.create(name, { seed: 0, mean: MEAN, std: STD, device });
+    const rate = async () => {
+      // Warm-up: the first call on a device loads (JIT-compiles) the kernels.
+      await m.fgsm(test.images.subarray(0, 500 * 784), test.labels.subarray(0, 500), 0.1);
+      const [, s] = await timed(() => m.fgsm(test.images, test.labels, 0.1));
+      return test.count / s;
+    };
+    const kernels = await rate();
+    const job = { task: "fgsm", images: test.count, batchSize: 500, eps: 0.1 };
+    await row("fgsm", name, kernels, job, false);
+    candleRow("fgsm", name, kernels, await onCandleOps(rate));
   }
   const npyDir = await Deno.makeTempDir();
   await Deno.writeFile(`${npyDir}/images.npy`, encodeNpy(train.images, [train.count, 784]));
   await Deno.writeFile(`${npyDir}/labels.npy`, encodeNpy(train.labels, [train.count]));
-  await row("train epoch", "smaller", gpuEpoch.imagesPerSecond, {
+  const trainJob = {
     task: "train",
     images: `${npyDir}/images.npy`,
     labels: `${npyDir}/labels.npy`,
     batchSize: 128,
-  });
+  };
+  await row("train epoch", "smaller", gpuEpoch.imagesPerSecond, trainJob, false);
+  const candleEpoch = await onCandleOps(() => epoch(device));
+  candleRow("train epoch", "smaller", gpuEpoch.imagesPerSecond, candleEpoch.imagesPerSecond);
+  const largerEpoch = await epoch(device, "larger");
+  await row("train epoch", "larger", largerEpoch.imagesPerSecond, trainJob, false);
   report.throughput = rows;
   await Deno.writeTextFile(`${outDir}/gpu_check.json`, JSON.stringify(report, null, 2));
   log(`saved ${outDir}/gpu_check.json`);
