@@ -1,4 +1,6 @@
-//! Gradient fixes for candle's own ops, for devices where wna's CPU kernels do not run (CUDA).
+//! Gradient fixes for candle's own ops, wherever a layer runs them: max-pool on CUDA, and every
+//! layer under `WNA_CANDLE_OPS=1` (CUDA's conv and training batch norm have their own kernels,
+//! `kernels/*/gpu.rs`).
 //!
 //! candle 0.9.1 gets two backward passes wrong on every backend:
 //! - conv2d's weight gradient convolves with `grad.transpose(0, 1)`; its conv2d copies that
