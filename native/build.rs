@@ -4,7 +4,14 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const KERNELS: &[&str] = &["batch_norm", "conv", "noise", "layers", "white_noise"];
+const KERNELS: &[&str] = &[
+    "batch_norm",
+    "conv",
+    "noise",
+    "layers",
+    "pool",
+    "white_noise",
+];
 /// Headers the kernels include.
 const HEADERS: &[&str] = &["philox.cuh"];
 

@@ -296,9 +296,10 @@ impl BatchNorm {
     }
 }
 
-/// 2x2 max-pooling, stride 2.
+/// 2x2 max-pooling, stride 2: wna's kernel on the CPU and CUDA, else candle's forward with the
+/// portable backward.
 pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
-    if use_kernels(x) {
+    if use_kernels(x) || use_cuda_kernels(x) {
         return Ok(x.contiguous()?.apply_op1(kernels::MaxPool2)?);
     }
     if candle_ops_only() {

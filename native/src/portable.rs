@@ -1,6 +1,6 @@
-//! Gradient fixes for candle's own ops, wherever a layer runs them: max-pool on CUDA, and every
-//! layer under `WNA_CANDLE_OPS=1` (CUDA's conv and training batch norm have their own kernels,
-//! `kernels/*/gpu.rs`).
+//! Gradient fixes for candle's own ops, wherever a layer runs them: under `WNA_CANDLE_OPS=1`, and
+//! on devices other than the CPU and CUDA (CUDA's conv, training batch norm and max-pool have
+//! their own kernels, `kernels/*/gpu.rs`).
 //!
 //! candle 0.9.1 gets two backward passes wrong on every backend:
 //! - conv2d's weight gradient convolves with `grad.transpose(0, 1)`; its conv2d copies that

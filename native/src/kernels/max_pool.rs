@@ -1,8 +1,12 @@
 //! 2x2 max-pooling and its backward (ties to the first maximum, as PyTorch).
 
 use super::{f32_slice, CResult};
+#[cfg(feature = "cuda")]
+use candle_core::CudaStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
+
+pub mod gpu;
 
 /// 2x2 max-pooling with stride 2 (odd trailing rows and columns dropped, as candle and PyTorch).
 pub struct MaxPool2;
@@ -38,6 +42,11 @@ impl CustomOp1 for MaxPool2 {
             });
         let (n, c, _, _) = l.shape().dims4()?;
         Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, s: &CudaStorage, l: &Layout) -> CResult<(CudaStorage, Shape)> {
+        gpu::forward(s, l)
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
@@ -101,5 +110,16 @@ impl CustomOp2 for MaxPool2Grad {
                 }
             });
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        gs: &CudaStorage,
+        gl: &Layout,
+    ) -> CResult<(CudaStorage, Shape)> {
+        gpu::grad((xs, xl), (gs, gl))
     }
 }

@@ -8,9 +8,9 @@
 //! hand the products to `gemm` (the SIMD matrix kernel candle itself uses), and fuse bias, batch
 //! norm and ReLU into single passes.
 //! Each forward op has a backward (`bwd`) built from the no-grad ops further down, so training
-//! and input gradients (FGSM) both use them. Off the CPU, the convolution and the training batch
-//! norm run here too, on CUDA (`conv2d/gpu.rs`, `batch_norm/gpu.rs`); the other layers send
-//! other devices to candle's own ops.
+//! and input gradients (FGSM) both use them. Off the CPU, the convolution, the training batch
+//! norm and the max-pool run here too, on CUDA (`conv2d/gpu.rs`, `batch_norm/gpu.rs`,
+//! `max_pool/gpu.rs`); the other layers send other devices to candle's own ops.
 
 /// `fn $name` runs `$body` compiled for AVX-512 or AVX2, the widest the CPU has, and the
 /// baseline build elsewhere. The library targets the baseline x86-64, where element-wise passes
@@ -64,6 +64,7 @@ pub use conv2d::gpu as conv2d_gpu;
 pub use conv2d::{Conv2d, Conv2dInference, ConvGeometry, Epilogue};
 pub use leaky_relu::LeakyRelu;
 pub use linear::Linear;
+pub use max_pool::gpu as max_pool_gpu;
 pub use max_pool::MaxPool2;
 pub use recurrence::Recurrence;
 

@@ -6,6 +6,7 @@
 #include "../../src/cuda/conv.cu"
 #include "../../src/cuda/layers.cu"
 #include "../../src/cuda/noise.cu"
+#include "../../src/cuda/pool.cu"
 #include "../../src/cuda/white_noise.cu"
 
 extern "C" void emu_noise_uniform(uint32_t grid, uint32_t block, float *out, uint64_t first,
@@ -123,4 +124,14 @@ extern "C" void emu_bn_grad_input(uint32_t grid, uint32_t block, const float *x,
     wna_emu_launch(grid, block, 0, [&] {
         wna_bn_grad_input(x, y, dy, mean, invstd, gamma, sums, *s, relu, batch_statistics, dx);
     });
+}
+
+extern "C" void emu_max_pool2(uint32_t grid, uint32_t block, const float *x, float *y,
+                              const PoolShape *s) {
+    wna_emu_launch(grid, block, 0, [&] { wna_max_pool2(x, y, *s); });
+}
+
+extern "C" void emu_max_pool2_grad(uint32_t grid, uint32_t block, const float *x,
+                                   const float *dy, float *dx, const PoolShape *s) {
+    wna_emu_launch(grid, block, 0, [&] { wna_max_pool2_grad(x, dy, dx, *s); });
 }
