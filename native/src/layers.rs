@@ -10,26 +10,27 @@ use candle_core::{Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Whether a tensor takes wna's CPU kernels: f32 on the CPU, unless `WNA_CANDLE_OPS` asks for
+/// Whether wna's kernels may take a tensor at all: f32, unless `WNA_CANDLE_OPS` asks for
 /// candle's own ops (the bench and the kernel tests compare the two).
+fn kernels_allowed(x: &Tensor) -> bool {
+    x.dtype() == candle_core::DType::F32 && std::env::var_os("WNA_CANDLE_OPS").is_none()
+}
+
+/// Whether a tensor takes wna's CPU kernels.
 fn use_kernels(x: &Tensor) -> bool {
-    x.device().is_cpu()
-        && x.dtype() == candle_core::DType::F32
-        && std::env::var_os("WNA_CANDLE_OPS").is_none()
+    x.device().is_cpu() && kernels_allowed(x)
 }
 
-/// Whether a tensor takes the CUDA twins of wna's kernels (`kernels/*/gpu.rs`): f32 on CUDA in
-/// a `cuda` build, unless `WNA_CANDLE_OPS` asks for candle's own ops.
+/// Whether a tensor takes the CUDA twins of wna's kernels (`kernels/*/gpu.rs`), in a `cuda`
+/// build.
 fn use_cuda_kernels(x: &Tensor) -> bool {
-    cfg!(feature = "cuda")
-        && x.device().is_cuda()
-        && x.dtype() == candle_core::DType::F32
-        && std::env::var_os("WNA_CANDLE_OPS").is_none()
+    cfg!(feature = "cuda") && x.device().is_cuda() && kernels_allowed(x)
 }
 
-/// Whether a convolution takes wna's kernels: on CUDA their implicit-GEMM twins replace candle's
-/// im2col forward, its `conv_transpose2d` input gradient and its wrong weight gradient.
-fn use_conv_kernels(x: &Tensor) -> bool {
+/// Whether a layer whose kernel has a CUDA twin (conv, max-pool) takes wna's kernels: on CUDA
+/// the twins replace candle's im2col conv forward, its `conv_transpose2d` input gradient, its
+/// wrong conv weight gradient and its mis-scaled max-pool backward.
+fn use_kernels_or_twins(x: &Tensor) -> bool {
     use_kernels(x) || use_cuda_kernels(x)
 }
 
@@ -96,7 +97,7 @@ impl Conv2d {
     /// `train` says whether the weight gradient is wanted: on candle's ops it costs an extra
     /// zero-valued term (see `portable::ConvWeightGradient`).
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        if use_conv_kernels(x) {
+        if use_kernels_or_twins(x) {
             let bias = match &self.bias {
                 Some(b) => b.clone(),
                 None => Tensor::zeros(self.weight.dim(0)?, x.dtype(), x.device())?,
@@ -299,7 +300,7 @@ impl BatchNorm {
 /// 2x2 max-pooling, stride 2: wna's kernel on the CPU and CUDA, else candle's forward with the
 /// portable backward.
 pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
-    if use_kernels(x) || use_cuda_kernels(x) {
+    if use_kernels_or_twins(x) {
         return Ok(x.contiguous()?.apply_op1(kernels::MaxPool2)?);
     }
     if candle_ops_only() {

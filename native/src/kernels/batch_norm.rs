@@ -19,6 +19,16 @@ pub struct BatchNorm {
     pub relu: bool,
 }
 
+impl BatchNorm {
+    /// That gamma, beta and the statistics each have one value per channel of `c`.
+    fn check(&self, c: usize, gamma: usize, beta: usize) -> CResult<()> {
+        if gamma != c || beta != c || self.mean.len() != c || self.invstd.len() != c {
+            candle_core::bail!("batch norm: parameters do not match {c} channels");
+        }
+        Ok(())
+    }
+}
+
 fn channel_layout(shape: &Shape) -> CResult<(usize, usize, usize)> {
     let dims = shape.dims();
     if dims.len() < 2 {
@@ -216,9 +226,7 @@ impl CustomOp3 for BatchNorm {
             f32_slice(gs, gl, "batch norm")?,
             f32_slice(bs, bl, "batch norm")?,
         );
-        if gamma.len() != c || beta.len() != c || self.mean.len() != c || self.invstd.len() != c {
-            candle_core::bail!("batch norm: parameters do not match {c} channels");
-        }
+        self.check(c, gamma.len(), beta.len())?;
         let (scale, shift) = inference_affine(gamma, beta, &self.mean, &self.invstd);
         let mut out = vec![0f32; x.len()];
         let per_task = c * spatial * images_per_task(c * spatial);
@@ -239,9 +247,7 @@ impl CustomOp3 for BatchNorm {
         bl: &Layout,
     ) -> CResult<(CudaStorage, Shape)> {
         let c = channel_layout(xl.shape())?.1;
-        if gl.shape().elem_count() != c || bl.shape().elem_count() != c || self.mean.len() != c {
-            candle_core::bail!("batch norm: parameters do not match {c} channels");
-        }
+        self.check(c, gl.shape().elem_count(), bl.shape().elem_count())?;
         gpu::forward(self, (xs, xl), (gs, gl), (bs, bl))
     }
 
