@@ -125,14 +125,14 @@ impl Conv2d {
         })
     }
 
-    /// Inference with no gradient wanted: this convolution, then `bn` with its running
+    /// Inference with no gradient wanted: this convolution, then `bn` (if any) with its running
     /// statistics, then `skip` added (a residual input of the output's shape), then the ReLU, as
     /// one fused op with the same bits as the layers run one by one. `None` where the CPU kernels
     /// do not apply (other devices, `WNA_CANDLE_OPS`): the caller then runs the layers.
     pub fn forward_inference(
         &self,
         x: &Tensor,
-        bn: &BatchNorm,
+        bn: Option<&BatchNorm>,
         skip: Option<&Tensor>,
         relu: bool,
     ) -> Result<Option<Tensor>> {
@@ -150,7 +150,7 @@ impl Conv2d {
             },
             epilogue: kernels::Epilogue {
                 bias,
-                affine: Some(bn.inference_affine()?),
+                affine: bn.map(BatchNorm::inference_affine).transpose()?,
                 relu,
             },
         };

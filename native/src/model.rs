@@ -183,6 +183,11 @@ impl Model {
         x: &Tensor,
         record: &mut dyn FnMut(&str, &Tensor) -> Result<()>,
     ) -> Result<Tensor> {
+        // A pass over a plain tensor (no input gradient wanted) records no graph. The weights are
+        // variables, so without the guard every op would keep its inputs for a backward that
+        // never comes: the whole pass's activations would stay alive, and so would every earlier
+        // pass that a running sum (noise-maps' class and STA sums) was built from.
+        let _no_grad = (!x.track_op()).then(candle_core::backprop::no_grad);
         let stim = self.stimulation.clone();
         let mut tap = |name: &str, t: Tensor| -> Result<Tensor> {
             let t = match &stim {

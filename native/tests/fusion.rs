@@ -154,3 +154,45 @@ fn networks_give_the_same_logits_fused_and_layer_by_layer() -> wna::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_conv_with_its_batch_norm_folded_in_gives_the_same_logits_fused_and_layer_by_layer(
+) -> wna::Result<()> {
+    // `smaller` as `torch.onnx.export` writes it: each batch norm folded into its conv's bias,
+    // so a conv is followed by its ReLU directly (tests/fixtures/onnx/smaller.onnx converts to
+    // this spec).
+    let spec: wna::spec::NetSpec = serde_json::from_value(serde_json::json!({
+        "name": "folded",
+        "layers": [
+            {"kind": "conv2d", "name": "conv1", "out": 32, "kernel": 3, "bias": true},
+            {"kind": "relu", "tap": "conv1"},
+            {"kind": "max_pool", "size": 2},
+            {"kind": "conv2d", "name": "conv2", "out": 64, "kernel": 3, "bias": true},
+            {"kind": "relu"},
+            {"kind": "max_pool", "size": 2},
+            {"kind": "flatten"},
+            {"kind": "linear", "name": "fc1", "out": 64},
+            {"kind": "relu", "tap": "fc1"},
+            {"kind": "linear", "name": "fc2", "out": 10},
+        ]
+    }))
+    .map_err(|e| wna::Error::InvalidArgument(e.to_string()))?;
+    let model = Model::new(spec, Device::Cpu, 5, 0.1307, 0.3081)?;
+    let mut pixels = vec![0f32; 29 * 784];
+    wna::philox::Philox::new(12, 0, 0).fill_uniform(&mut pixels);
+    let x = model.input(&pixels)?;
+    let mut fused_taps = Vec::new();
+    let fused = model.forward_eval(&x, &mut |name, t| {
+        fused_taps.push((name.to_string(), bits(t)));
+        Ok(())
+    })?;
+    let mut layered_taps = Vec::new();
+    let layered = model.forward_eval(Var::from_tensor(&x)?.as_tensor(), &mut |name, t| {
+        layered_taps.push((name.to_string(), bits(t)));
+        Ok(())
+    })?;
+    assert!(bits(&fused) == bits(&layered));
+    assert_eq!(fused_taps.len(), 3, "conv1, fc1 and the logits are tapped");
+    assert!(fused_taps == layered_taps);
+    Ok(())
+}

@@ -73,7 +73,10 @@ impl Residual {
     /// and its ReLU, the projection with its batch norm, and conv2 with bn2, the skip sum and the
     /// last ReLU. `None` where the CPU kernels do not apply.
     fn forward_fused(&self, x: &Tensor, name: Option<&str>, tap: Tap) -> Result<Option<Tensor>> {
-        let Some(h) = self.conv1.forward_inference(x, &self.bn1, None, true)? else {
+        let Some(h) = self
+            .conv1
+            .forward_inference(x, Some(&self.bn1), None, true)?
+        else {
             return Ok(None);
         };
         let h = match name {
@@ -81,14 +84,14 @@ impl Residual {
             None => h,
         };
         let skip = match &self.projection {
-            Some((c, bn)) => match c.forward_inference(x, bn, None, false)? {
+            Some((c, bn)) => match c.forward_inference(x, Some(bn), None, false)? {
                 Some(s) => s,
                 None => return Ok(None),
             },
             None => x.clone(),
         };
         self.conv2
-            .forward_inference(&h, &self.bn2, Some(&skip), true)
+            .forward_inference(&h, Some(&self.bn2), Some(&skip), true)
     }
 }
 
@@ -251,7 +254,7 @@ fn info(name: &str, shape: &[usize], rf: Rf) -> LayerInfo {
 
 impl Net for Network {
     /// Where no gradient is wanted (inference on a plain tensor, not a variable), a convolution
-    /// that nothing taps runs with the batch norm after it, and a residual block with its own
+    /// that nothing taps runs with the batch norm or ReLU after it, and a residual block with its own
     /// norms, sum and ReLUs, as single fused ops: one pass over each output instead of three or
     /// four, with the same bits.
     fn forward_tapped(&self, x: &Tensor, train: bool, tap: Tap) -> Result<Tensor> {
@@ -267,7 +270,24 @@ impl Net for Network {
                         ..
                     }),
                 ) if fuse && step.tap.is_none() => {
-                    match c.forward_inference(&x, bn, None, *relu)? {
+                    match c.forward_inference(&x, Some(bn), None, *relu)? {
+                        Some(y) => {
+                            step = steps.next().expect("peeked");
+                            y
+                        }
+                        None => c.forward(&x, train)?,
+                    }
+                }
+                // A conv whose batch norm was folded into its bias (as exporters write them),
+                // then its ReLU.
+                (
+                    Op::Conv(c),
+                    Some(Step {
+                        op: Op::Activation(Activation::Relu),
+                        ..
+                    }),
+                ) if fuse && step.tap.is_none() => {
+                    match c.forward_inference(&x, None, None, true)? {
                         Some(y) => {
                             step = steps.next().expect("peeked");
                             y

@@ -17,6 +17,39 @@ fn broadcast_back(arg: &Tensor, node: &Tensor, reduced_dims: &[usize]) -> Result
 }
 
 thread_local! {
+    /// wna: whether ops record their inputs for `backward` on this thread (see `no_grad`).
+    static GRAD_ENABLED: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// wna: whether ops on this thread are recorded for `backward` (true unless a [`NoGradGuard`]
+/// is alive).
+pub fn grad_enabled() -> bool {
+    GRAD_ENABLED.with(|g| g.get())
+}
+
+/// wna: stops this thread's ops from recording their inputs until the guard is dropped, as
+/// PyTorch's `torch.no_grad()` does. Results of ops on variables are then plain tensors: an
+/// inference pass keeps no graph alive, and a running sum of its outputs holds no reference to
+/// earlier passes. Guards nest; dropping one restores the state it found.
+#[must_use = "ops record gradients again as soon as the guard is dropped"]
+pub struct NoGradGuard {
+    previous: bool,
+}
+
+/// wna: see [`NoGradGuard`].
+pub fn no_grad() -> NoGradGuard {
+    NoGradGuard {
+        previous: GRAD_ENABLED.with(|g| g.replace(false)),
+    }
+}
+
+impl Drop for NoGradGuard {
+    fn drop(&mut self) {
+        GRAD_ENABLED.with(|g| g.set(self.previous));
+    }
+}
+
+thread_local! {
     static CANDLE_GRAD_DO_NOT_DETACH: bool = {
         match std::env::var("CANDLE_GRAD_DO_NOT_DETACH") {
             Ok(s) => {
