@@ -20,6 +20,7 @@ import { trustworthiness, tsne } from "../ffi/tsne.ts";
 import { ganTrainEpoch } from "../ffi/gan.ts";
 import { attribute } from "../ffi/attribution.ts";
 import { GAN_SPECS } from "../lib/gan/specs.ts";
+import { convertOnnx } from "../ffi/onnx.ts";
 
 const HELP = `usage: deno task bench [options]
   --quick            fewer images everywhere (a smoke run, not figures to quote)
@@ -28,6 +29,8 @@ const HELP = `usage: deno task bench [options]
   --out DIR          (default out/bench)`;
 
 const VENV = "bench/.venv";
+/** The peer's Smaller exported by `torch.onnx.export` (bench/export_fixtures.py). */
+const IMPORTED_SMALLER = "tests/fixtures/onnx/smaller.onnx";
 const PEER_PYTHON = `${VENV}/bin/python`;
 const TORCH = "torch==2.5.1";
 /** The t-SNE peer. */
@@ -74,6 +77,8 @@ interface Row {
   wna: number;
   pytorch?: number;
   ratio?: number;
+  /** An imported model's row: its speed over the same built-in network's in this run. */
+  vsBuiltin?: number;
   /** t-SNE: trustworthiness (k = 5, one native measure) of wna's map and the peer's. */
   trustworthiness?: { wna: number; peer?: number };
 }
@@ -122,7 +127,7 @@ runMain(async () => {
   ) => {
     const row: Row = { task, model, wna };
     if (withPeer && job) {
-      const p = await peer({ ...job, model, mean, std });
+      const p = await peer({ model, mean, std, ...job });
       torchVersion = `${p.torch}, ${p.threads} threads`;
       row.pytorch = p.imagesPerSecond;
       row.ratio = wna / p.imagesPerSecond;
@@ -211,6 +216,38 @@ runMain(async () => {
     });
     // 3. White-noise analysis: noise, forward, softmax, per-class sums (three variants).
     await noiseRow(name, m, sizes.noise[name]);
+  }
+  // 3'. smaller as `torch.onnx.export` writes it (the peer's own Smaller, batch norms folded
+  // into the conv biases), imported from ONNX: white noise beside the built-in smaller, timed
+  // alternately, best of two each. The peer runs its Smaller on the same noise.
+  {
+    const weights = `${cache}/imported-smaller.safetensors`;
+    const { spec } = convertOnnx(IMPORTED_SMALLER, weights, "imported-smaller");
+    using imported = Model.create(spec, { seed: 0, mean, std });
+    imported.loadWeights(weights);
+    using builtin = Model.create("smaller", { seed: 0, mean, std });
+    const samples = sizes.noise.smaller;
+    const best = { imported: 0, builtin: 0 };
+    for (let round = 0; round < 2; round++) {
+      for (const [key, m] of [["imported", imported], ["builtin", builtin]] as const) {
+        const s = await timed(() =>
+          m.analyse(null, { samples, batchSize: 1000, staSamples: 0, layers: [] })
+        );
+        best[key] = Math.max(best[key], samples / s);
+      }
+    }
+    await report("noise", "smaller (onnx)", best.imported, {
+      task: "noise",
+      model: "smaller",
+      samples,
+      batchSize: 1000,
+    });
+    rows[rows.length - 1].vsBuiltin = best.imported / best.builtin;
+    console.log(
+      `imported smaller ${best.imported.toFixed(0)} images/s, built-in ${
+        best.builtin.toFixed(0)
+      } images/s: ${(best.imported / best.builtin).toFixed(2)}x the built-in`,
+    );
   }
   // 3a. The recurrent built-ins (28 rows through two layers of 128): a training epoch on the
   // first images, and white noise. PyTorch runs nn.RNN and nn.LSTM, its fused CPU kernels.
