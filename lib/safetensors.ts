@@ -30,25 +30,78 @@ export function parseSafetensors(
   if (bytes.length < 8) throw new SyntaxError(`${name}: too short for a safetensors file`);
   const n = Number(view.getBigUint64(0, true));
   if (8 + n > bytes.length) throw new SyntaxError(`${name}: truncated safetensors header`);
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  const header = parseHeader(bytes.subarray(8, 8 + n), name);
+  const dataLength = bytes.length - 8 - n;
   const out: Record<string, Tensor> = {};
-  for (
-    const [key, meta] of Object.entries(header) as [
-      string,
-      { dtype: string; shape: number[]; data_offsets: [number, number] },
-    ][]
-  ) {
+  for (const [key, meta] of Object.entries(header)) {
     if (key === "__metadata__") continue;
+    checkEntry(key, meta, dataLength, name);
     if (meta.dtype !== "F32") {
       // PyTorch's state dicts hold I64 counters (batch norm's num_batches_tracked).
       if (options.skipOtherDtypes) continue;
       throw new SyntaxError(`${name}: tensor ${key} is ${meta.dtype}, expected F32`);
     }
     const [a, b] = meta.data_offsets;
+    const elements = meta.shape.reduce((x, y) => x * y, 1);
+    if (b - a !== elements * 4) {
+      throw new SyntaxError(
+        `${name}: tensor ${key} has shape [${meta.shape}] (${elements * 4} bytes of F32) but ` +
+          `data_offsets [${a}, ${b}] hold ${b - a} bytes; the file is corrupt`,
+      );
+    }
     const raw = bytes.slice(8 + n + a, 8 + n + b);
     out[key] = { shape: meta.shape, data: new Float32Array(raw.buffer) };
   }
   return out;
+}
+
+interface Entry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+/** The header's JSON, as an object of entries; a bad header is a named `SyntaxError`. */
+function parseHeader(text: Uint8Array, name: string): Record<string, Entry> {
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(text));
+  } catch (cause) {
+    throw new SyntaxError(
+      `${name}: the safetensors header is not valid JSON; the file is corrupt`,
+      {
+        cause,
+      },
+    );
+  }
+  if (header === null || typeof header !== "object" || Array.isArray(header)) {
+    throw new SyntaxError(`${name}: the safetensors header is not a JSON object`);
+  }
+  return header as Record<string, Entry>;
+}
+
+/** Checks one header entry's fields and that its bytes lie inside the data section. */
+function checkEntry(key: string, meta: Entry, dataLength: number, name: string): void {
+  const whole = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (
+    meta === null || typeof meta !== "object" || typeof meta.dtype !== "string" ||
+    !Array.isArray(meta.shape) || !meta.shape.every(whole) ||
+    !Array.isArray(meta.data_offsets) || meta.data_offsets.length !== 2 ||
+    !meta.data_offsets.every(whole)
+  ) {
+    throw new SyntaxError(
+      `${name}: tensor ${key} needs a dtype, a shape and two data_offsets; got ${
+        JSON.stringify(meta)
+      }`,
+    );
+  }
+  const [a, b] = meta.data_offsets;
+  if (a > b || b > dataLength) {
+    throw new SyntaxError(
+      `${name}: tensor ${key}'s data_offsets [${a}, ${b}] lie outside the ${dataLength} data ` +
+        `bytes; the file is truncated or corrupt`,
+    );
+  }
 }
 
 /** Reads a safetensors file's F32 tensors (others are an error unless skipped). */
