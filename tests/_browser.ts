@@ -18,6 +18,26 @@ export interface PageCheck {
   screenshot: Uint8Array;
 }
 
+/** How long each step of a page check may take before it fails, in ms: a browser that hangs
+ * fails the test that drove it instead of stalling the suite. */
+const STEP_TIMEOUT_MS = 60_000;
+
+/** `promise`, or a rejection naming `what` after `ms` (the timer is cleared either way). */
+async function within<T>(promise: Promise<T>, what: string, ms = STEP_TIMEOUT_MS): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`chromium: ${what} took longer than ${ms / 1000} s`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The browser binary, or an error that names where it looked and the fix. */
 export function chromiumPath(): string {
   const found = findChromium();
@@ -46,15 +66,18 @@ export async function checkPage(url: string, width = 1000, height = 900): Promis
     stderr: "piped",
   }).spawn();
   try {
-    const endpoint = await devtoolsEndpoint(browser.stderr);
+    const endpoint = await within(devtoolsEndpoint(browser.stderr), "starting");
     const port = new URL(endpoint).port;
-    const pages = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json() as {
+    const list = await fetch(`http://127.0.0.1:${port}/json/list`, {
+      signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+    });
+    const pages = await list.json() as {
       type: string;
       webSocketDebuggerUrl: string;
     }[];
     const page = pages.find((p) => p.type === "page");
     if (!page) throw new Error("chromium: no page target");
-    const cdp = await Cdp.open(page.webSocketDebuggerUrl);
+    const cdp = await within(Cdp.open(page.webSocketDebuggerUrl), "connecting");
     try {
       const consoleErrors: string[] = [];
       cdp.on("Runtime.consoleAPICalled", (p) => {
@@ -72,7 +95,7 @@ export async function checkPage(url: string, width = 1000, height = 900): Promis
       await cdp.send("Page.enable");
       const loaded = cdp.once("Page.loadEventFired");
       await cdp.send("Page.navigate", { url });
-      await loaded;
+      await within(loaded, `loading ${url}`);
       const facts = await cdp.send("Runtime.evaluate", {
         returnByValue: true,
         expression: `(() => {
@@ -164,7 +187,10 @@ class Cdp {
   send(method: string, params: Params = {}): Promise<Params> {
     const id = this.#next++;
     this.#ws.send(JSON.stringify({ id, method, params }));
-    return new Promise((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+    return within(
+      new Promise((resolve, reject) => this.#pending.set(id, { resolve, reject })),
+      method,
+    );
   }
 
   on(method: string, f: (p: Params) => void): void {
