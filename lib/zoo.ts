@@ -347,7 +347,7 @@ function comparisonTable(entries: ZooEntry[]): Table {
   return {
     title: "Test accuracy (%), wna and the study",
     caption: "Difference = wna - study. Cells that differ by more than 2 points are flagged; " +
-      "the README says why.",
+      "docs/zoo.md says why.",
     header: [
       "net",
       "description",
