@@ -93,6 +93,8 @@ fn the_no_grad_guard_nests_and_restores() -> candle_core::Result<()> {
         {
             let _inner = no_grad();
             assert!(!(w.as_tensor() * 2.0)?.track_op());
+            // The variable itself is still one: only new ops go unrecorded.
+            assert!(w.as_tensor().track_op());
         }
         assert!(
             !grad_enabled(),

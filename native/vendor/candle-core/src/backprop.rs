@@ -28,9 +28,11 @@ pub fn grad_enabled() -> bool {
 }
 
 /// wna: stops this thread's ops from recording their inputs until the guard is dropped, as
-/// PyTorch's `torch.no_grad()` does. Results of ops on variables are then plain tensors: an
-/// inference pass keeps no graph alive, and a running sum of its outputs holds no reference to
-/// earlier passes. Guards nest; dropping one restores the state it found.
+/// PyTorch's `torch.no_grad()` does (checked where an op is recorded, `op::BackpropOp`).
+/// Results of ops on variables are then plain tensors: an inference pass keeps no graph alive,
+/// and a running sum of its outputs holds no reference to earlier passes. Tensors keep what
+/// they are (a variable still answers `track_op`), so a backward pass is unaffected. Guards
+/// nest; dropping one restores the state it found.
 #[must_use = "ops record gradients again as soon as the guard is dropped"]
 pub struct NoGradGuard {
     previous: bool,

@@ -1,6 +1,7 @@
 //! Tensor Opertion Enums and Traits
 //!
 #![allow(clippy::redundant_closure_call)]
+use crate::backprop::grad_enabled;
 use crate::Tensor;
 use half::{bf16, f16};
 use num_traits::float::Float;
@@ -868,7 +869,8 @@ impl UnaryOpT for Relu {
 }
 
 /// `BackpropOp` is a wrapper around `Option<Op>`. The main goal is to ensure that dependencies are
-/// properly checked when creating a new value
+/// properly checked when creating a new value. (wna) No op is recorded while a
+/// [`crate::backprop::NoGradGuard`] is alive on this thread.
 #[derive(Clone)]
 pub struct BackpropOp(Option<Op>);
 
@@ -878,7 +880,7 @@ impl BackpropOp {
     }
 
     pub(crate) fn new1(arg: &Tensor, f: impl Fn(Tensor) -> Op) -> Self {
-        let op = if arg.track_op() {
+        let op = if grad_enabled() && arg.track_op() {
             Some(f(arg.clone()))
         } else {
             None
@@ -887,7 +889,7 @@ impl BackpropOp {
     }
 
     pub(crate) fn new2(arg1: &Tensor, arg2: &Tensor, f: impl Fn(Tensor, Tensor) -> Op) -> Self {
-        let op = if arg1.track_op() || arg2.track_op() {
+        let op = if grad_enabled() && (arg1.track_op() || arg2.track_op()) {
             Some(f(arg1.clone(), arg2.clone()))
         } else {
             None
@@ -901,7 +903,7 @@ impl BackpropOp {
         arg3: &Tensor,
         f: impl Fn(Tensor, Tensor, Tensor) -> Op,
     ) -> Self {
-        let op = if arg1.track_op() || arg2.track_op() || arg3.track_op() {
+        let op = if grad_enabled() && (arg1.track_op() || arg2.track_op() || arg3.track_op()) {
             Some(f(arg1.clone(), arg2.clone(), arg3.clone()))
         } else {
             None
@@ -910,7 +912,7 @@ impl BackpropOp {
     }
 
     pub(crate) fn new<A: AsRef<Tensor>>(args: &[A], f: impl Fn(Vec<Tensor>) -> Op) -> Self {
-        let op = if args.iter().any(|arg| arg.as_ref().track_op()) {
+        let op = if grad_enabled() && args.iter().any(|arg| arg.as_ref().track_op()) {
             let args: Vec<Tensor> = args.iter().map(|arg| arg.as_ref().clone()).collect();
             Some(f(args))
         } else {

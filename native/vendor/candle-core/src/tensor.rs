@@ -543,10 +543,9 @@ impl Tensor {
     }
 
     /// Returns true if the computation graph should track this op, that is if it is
-    /// a variable or if it has some variable as dependencies, and no
-    /// [`crate::backprop::NoGradGuard`] is alive on this thread (wna).
+    /// a variable or if it has some variable as dependencies.
     pub fn track_op(&self) -> bool {
-        (self.is_variable || self.op.is_some()) && crate::backprop::grad_enabled()
+        self.is_variable || self.op.is_some()
     }
 
     // TODO: Also make an inplace version or a pre-allocated? This could be tricky
