@@ -252,6 +252,19 @@ fn info(name: &str, shape: &[usize], rf: Rf) -> LayerInfo {
     }
 }
 
+impl Op {
+    /// What this step adds to the conv before it when the two run as one fused inference op: a
+    /// batch norm (with its ReLU, if fused into it), or only a ReLU, for a conv whose batch norm
+    /// was folded into its bias (as exporters write them). `None` for any other step.
+    fn conv_epilogue(&self) -> Option<(Option<&BatchNorm>, bool)> {
+        match self {
+            Op::BatchNorm(bn, relu) => Some((Some(bn), *relu)),
+            Op::Activation(Activation::Relu) => Some((None, true)),
+            _ => None,
+        }
+    }
+}
+
 impl Net for Network {
     /// Where no gradient is wanted (inference on a plain tensor, not a variable), a convolution
     /// that nothing taps runs with the batch norm or ReLU after it, and a residual block with its own
@@ -262,32 +275,10 @@ impl Net for Network {
         let mut x = x.clone();
         let mut steps = self.steps.iter().peekable();
         while let Some(mut step) = steps.next() {
-            x = match (&step.op, steps.peek()) {
-                (
-                    Op::Conv(c),
-                    Some(Step {
-                        op: Op::BatchNorm(bn, relu),
-                        ..
-                    }),
-                ) if fuse && step.tap.is_none() => {
-                    match c.forward_inference(&x, Some(bn), None, *relu)? {
-                        Some(y) => {
-                            step = steps.next().expect("peeked");
-                            y
-                        }
-                        None => c.forward(&x, train)?,
-                    }
-                }
-                // A conv whose batch norm was folded into its bias (as exporters write them),
-                // then its ReLU.
-                (
-                    Op::Conv(c),
-                    Some(Step {
-                        op: Op::Activation(Activation::Relu),
-                        ..
-                    }),
-                ) if fuse && step.tap.is_none() => {
-                    match c.forward_inference(&x, None, None, true)? {
+            let epilogue = steps.peek().and_then(|next| next.op.conv_epilogue());
+            x = match (&step.op, epilogue) {
+                (Op::Conv(c), Some((bn, relu))) if fuse && step.tap.is_none() => {
+                    match c.forward_inference(&x, bn, None, relu)? {
                         Some(y) => {
                             step = steps.next().expect("peeked");
                             y
