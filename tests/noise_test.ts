@@ -166,8 +166,9 @@ for (
   Deno.test(`noise: memory does not grow with the samples of a ${model} model`, async () => {
     let arg = model;
     if (model === "spec") {
-      arg = `spec:${await Deno.makeTempFile({ suffix: ".json" })}`;
-      await Deno.writeTextFile(arg.slice(5), JSON.stringify(convTanh));
+      const file = await Deno.makeTempFile({ suffix: ".json" });
+      await Deno.writeTextFile(file, JSON.stringify(convTanh));
+      arg = `spec:${file}`;
     }
     const small = await peakMemory(500, arg, 500, 500);
     const large = await peakMemory(2_500, arg, 2_500, 500);
