@@ -25,8 +25,9 @@ export {
   type LayerInfo,
   type Metrics,
   Model,
-  MODEL_NAMES,
+  MODEL_DEFAULTS,
   type ModelInfo,
+  modelNames,
   type ModelOptions,
   type NdArray,
   type NoiseName,
@@ -91,7 +92,7 @@ export {
   Population,
   type PopulationMember,
   type PopulationOptions,
-} from "./ffi/population.ts";
+} from "./ffi/confidence.ts";
 export { type ConfidenceOptions, type ConfidenceSummary, runConfidence } from "./lib/confidence.ts";
 export {
   fitMetaNet,
@@ -99,5 +100,5 @@ export {
   type MetaKind,
   type MetaOptions,
   type MetaTask,
-} from "./ffi/metanet.ts";
+} from "./ffi/confidence.ts";
 export { type MetaResult, runMetaNets } from "./lib/confidence/metanets.ts";

@@ -20,10 +20,11 @@ export interface IdxArray {
  * @returns dimensions and data
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseIdx } from "./idx.ts";
  * const bytes = new Uint8Array([0, 0, 8, 1, 0, 0, 0, 2, 7, 3]);
  * const { dims, data } = parseIdx(bytes, "labels", 1);
- * console.assert(dims[0] === 2 && data[1] === 3);
+ * assert.ok(dims[0] === 2 && data[1] === 3);
  * ```
  */
 export function parseIdx(bytes: Uint8Array, name: string, expectRank?: number): IdxArray {

@@ -3,8 +3,13 @@
  * maximisation, computed natively in batches. Conventions follow Captum.
  * @module
  */
-import { arraySetCall, type Model, type NdArray, type ProgressCallback } from "./model.ts";
-import { optionsJson } from "./native.ts";
+import { arraySetCall, checkImages, type NdArray, type ProgressCallback } from "./arrays.ts";
+import { callAsync, optionsJson } from "./native.ts";
+
+/** What these calls need of a `Model`: its native handle. */
+interface HasHandle {
+  readonly handle: bigint;
+}
 
 /**
  * What is differentiated for one image: `sum_c w_c * mean_{y,x} layer[c, y, x]`, with `w` the
@@ -65,7 +70,7 @@ export interface Attributions {
 
 /** Attributes each image's target to its pixels. */
 export async function attribute(
-  model: Model,
+  model: HasHandle,
   images: Float32Array,
   options: AttributionOptions,
   onProgress?: ProgressCallback,
@@ -77,7 +82,20 @@ export async function attribute(
       ? {}
       : { baseline: typeof baseline === "number" ? [baseline] : Array.from(baseline) }),
   });
-  const raw = await arraySetCall("wna_attribute", model.handle, images, opts, onProgress);
+  const { arrays: raw } = await arraySetCall(
+    (counters, out) =>
+      callAsync(
+        "wna_attribute",
+        model.handle,
+        images,
+        BigInt(images.length),
+        opts,
+        BigInt(opts.length),
+        counters,
+        out,
+      ),
+    onProgress,
+  );
   return {
     attributions: raw.attributions,
     values: raw.values,
@@ -125,17 +143,24 @@ export interface FeatureVis {
 
 /** Optimises one image per target to drive it; `reference` images give the bar to beat. */
 export async function maximiseActivation(
-  model: Model,
+  model: HasHandle,
   options: FeatureVisOptions,
   reference?: Float32Array,
   onProgress?: ProgressCallback,
 ): Promise<FeatureVis> {
   const opts = optionsJson("visualise", options);
-  const raw = await arraySetCall(
-    "wna_visualise",
-    model.handle,
-    reference ?? null,
-    opts,
+  const { arrays: raw } = await arraySetCall(
+    (counters, out) =>
+      callAsync(
+        "wna_visualise",
+        model.handle,
+        reference ?? null,
+        BigInt(reference?.length ?? 0),
+        opts,
+        BigInt(opts.length),
+        counters,
+        out,
+      ),
     onProgress,
   );
   return {
@@ -145,4 +170,54 @@ export async function maximiseActivation(
     referenceBest: raw.referenceBest,
     referenceIndex: raw.referenceIndex,
   };
+}
+
+/**
+ * Gradient of the summed cross-entropy with respect to the pixels, in inference mode.
+ * @param model the model's handle
+ * @returns gradients (n x 784) and the summed loss
+ */
+export async function inputGradients(
+  model: bigint,
+  images: Float32Array,
+  labels: Uint8Array,
+): Promise<{ gradients: Float32Array; loss: number }> {
+  checkImages(images);
+  const out = new Float32Array(images.length);
+  const loss = new Float64Array(1);
+  await callAsync(
+    "wna_input_gradients",
+    model,
+    images,
+    BigInt(images.length),
+    labels,
+    BigInt(labels.length),
+    out,
+    BigInt(out.length),
+    loss,
+  );
+  return { gradients: out, loss: loss[0] };
+}
+
+/** FGSM adversarial images `clip(x + eps * sign(grad), 0, 1)`. */
+export async function fgsm(
+  model: bigint,
+  images: Float32Array,
+  labels: Uint8Array,
+  eps: number,
+): Promise<Float32Array> {
+  checkImages(images);
+  const out = new Float32Array(images.length);
+  await callAsync(
+    "wna_fgsm",
+    model,
+    images,
+    BigInt(images.length),
+    labels,
+    BigInt(labels.length),
+    eps,
+    out,
+    BigInt(out.length),
+  );
+  return out;
 }

@@ -2,8 +2,7 @@
  * Data augmentation, run natively with torchvision's semantics (`native/src/augment.rs`).
  * @module
  */
-import { unwrap } from "./errors.ts";
-import { errorBuffer, native, optionsJson } from "./native.ts";
+import { callAsync, optionsJson } from "./native.ts";
 
 /** One transform; ranges are `[low, high]`, angles in degrees. */
 export type Transform =
@@ -29,10 +28,11 @@ export type Transform =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { augmentImages } from "./augment.ts";
  * const images = new Float32Array(2 * 784).fill(0.5);
  * const out = await augmentImages(images, [{ kind: "vertical_flip", p: 1 }], { seed: 1 });
- * console.assert(out.length === images.length);
+ * assert.deepEqual(out, images); // flipping a flat grey image changes nothing
  * ```
  * @param images n x 784 pixels in [0, 1]
  * @param transforms applied in order
@@ -46,19 +46,14 @@ export async function augmentImages(
 ): Promise<Float32Array> {
   const options = optionsJson("augment", { transforms, seed, epoch });
   const out = new Float32Array(images.length);
-  const err = errorBuffer();
-  unwrap(
-    await native().wna_augment(
-      images,
-      BigInt(images.length),
-      options,
-      BigInt(options.length),
-      out,
-      BigInt(out.length),
-      err,
-      BigInt(err.length),
-    ),
-    err,
+  await callAsync(
+    "wna_augment",
+    images,
+    BigInt(images.length),
+    options,
+    BigInt(options.length),
+    out,
+    BigInt(out.length),
   );
   return out;
 }

@@ -21,9 +21,10 @@ const codeNames = Object.fromEntries(Object.entries(StatusCode).map(([k, v]) => 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { NativeError, StatusCode } from "./errors.ts";
  * const e = new NativeError(StatusCode.Shape, "predict: expected 784 values");
- * console.assert(e.codeName === "Shape");
+ * assert.ok(e.codeName === "Shape");
  * ```
  */
 export class NativeError extends Error {

@@ -6,23 +6,28 @@
  * @module
  */
 import { type ProgressCallback, withProgress } from "./arrays.ts";
-import { unwrap } from "./errors.ts";
 import type { Model } from "./model.ts";
-import { errorBuffer, native, optionsJson } from "./native.ts";
+import { callAsync, complete, optionsJson } from "./native.ts";
 
-/** One epoch's settings; the native side holds every default. */
+/** Defaults of {@linkcode GanEpochOptions}: the classic MLP GAN's Adam settings and batch. */
+export const GAN_EPOCH_DEFAULTS = {
+  batchSize: 128,
+  /** Adam's learning rate, both networks. */
+  lr: 2e-4,
+  beta1: 0.5,
+  beta2: 0.999,
+  seed: 0,
+} as const;
+
+/** One epoch's settings (defaults: {@linkcode GAN_EPOCH_DEFAULTS}). */
 export interface GanEpochOptions {
   /** 0-based epoch: keys the shuffle and the latent draws. */
   epoch: number;
-  /** @default 128 */
   batchSize?: number;
-  /** Adam's learning rate, both networks. @default 2e-4 */
+  /** Adam's learning rate, both networks. */
   lr?: number;
-  /** @default 0.5 */
   beta1?: number;
-  /** @default 0.999 */
   beta2?: number;
-  /** @default 0 */
   seed?: number;
 }
 
@@ -55,25 +60,20 @@ export async function ganTrainEpoch(
   options: GanEpochOptions,
   onProgress?: ProgressCallback,
 ): Promise<GanEpochMetrics> {
-  const opts = optionsJson("gan", options);
+  const opts = optionsJson("gan", complete(GAN_EPOCH_DEFAULTS, options));
   const metrics = new Float64Array(4);
-  const err = errorBuffer();
   const [g, d] = [generator.handle, discriminator.handle];
-  await withProgress(async (counters) =>
-    unwrap(
-      await native().wna_gan_train_epoch(
-        g,
-        d,
-        images,
-        BigInt(images.length),
-        opts,
-        BigInt(opts.length),
-        counters,
-        metrics,
-        err,
-        BigInt(err.length),
-      ),
-      err,
+  await withProgress((counters) =>
+    callAsync(
+      "wna_gan_train_epoch",
+      g,
+      d,
+      images,
+      BigInt(images.length),
+      opts,
+      BigInt(opts.length),
+      counters,
+      metrics,
     ), onProgress);
   return {
     discriminatorLoss: metrics[0],
@@ -91,19 +91,7 @@ async function mapArray(
   outLength: number,
 ): Promise<Float32Array> {
   const out = new Float32Array(outLength);
-  const err = errorBuffer();
-  unwrap(
-    await native()[symbol](
-      model.handle,
-      input,
-      BigInt(input.length),
-      out,
-      BigInt(out.length),
-      err,
-      BigInt(err.length),
-    ),
-    err,
-  );
+  await callAsync(symbol, model.handle, input, BigInt(input.length), out, BigInt(out.length));
   return out;
 }
 
@@ -142,19 +130,6 @@ export async function frechetDistance(
   dims: number,
 ): Promise<number> {
   const out = new Float64Array(1);
-  const err = errorBuffer();
-  unwrap(
-    await native().wna_frechet(
-      a,
-      BigInt(a.length),
-      b,
-      BigInt(b.length),
-      BigInt(dims),
-      out,
-      err,
-      BigInt(err.length),
-    ),
-    err,
-  );
+  await callAsync("wna_frechet", a, BigInt(a.length), b, BigInt(b.length), BigInt(dims), out);
   return out[0];
 }

@@ -3,13 +3,13 @@
  * `close()` (or `using`), or, as a backstop, when its owner is garbage-collected unclosed.
  * @module
  */
-import { NativeError, StatusCode, unwrap } from "./errors.ts";
-import { errorBuffer, native } from "./native.ts";
+import { NativeError, StatusCode } from "./errors.ts";
+import { call, freeQuietly } from "./native.ts";
 
 /** Frees a native handle whose owner was garbage-collected without `close()`. */
 const unclosed = new FinalizationRegistry<bigint>((handle) => {
   try {
-    native().wna_free(handle, null, 0n);
+    freeQuietly(handle);
   } catch { /* the process is going away */ }
 });
 
@@ -39,11 +39,10 @@ export abstract class NativeHandle implements Disposable {
   /** Frees the native object; idempotent. */
   close(): void {
     if (this.#handle === undefined) return;
-    const err = errorBuffer();
     const h = this.#handle;
     this.#handle = undefined;
     unclosed.unregister(this);
-    unwrap(native().wna_free(h, err, BigInt(err.length)), err);
+    call("wna_free", h);
   }
 
   [Symbol.dispose](): void {

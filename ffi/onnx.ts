@@ -4,7 +4,7 @@
  * wna's own kernels and gradients.
  * @module
  */
-import { native, optionsJson, readText } from "./native.ts";
+import { optionsJson, readText } from "./native.ts";
 import type { NetSpec } from "./spec.ts";
 
 /** What {@linkcode convertOnnx} made of an ONNX file. */
@@ -31,18 +31,6 @@ export interface OnnxConversion {
  * files throw, naming the node or what is wrong.
  */
 export function convertOnnx(path: string, weights: string, name: string): OnnxConversion {
-  const lib = native();
   const request = optionsJson("onnx", { path, weights, name });
-  const text = readText((buf, len, err) =>
-    lib.wna_onnx_import(
-      request,
-      BigInt(request.length),
-      buf,
-      BigInt(buf.length),
-      len,
-      err,
-      BigInt(err.length),
-    )
-  );
-  return JSON.parse(text) as OnnxConversion;
+  return JSON.parse(readText("wna_onnx_import", request, BigInt(request.length))) as OnnxConversion;
 }

@@ -85,12 +85,13 @@ export type NetOutput = "logits" | "image" | "score";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { NetSpec } from "./spec.ts";
  * const logreg: NetSpec = {
  *   name: "logreg",
  *   layers: [{ kind: "flatten" }, { kind: "linear", name: "fc", out: 10 }],
  * };
- * console.assert(logreg.layers.length === 2);
+ * assert.ok(logreg.layers.length === 2);
  * ```
  */
 export interface NetSpec {

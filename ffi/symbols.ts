@@ -1,7 +1,13 @@
-/** The native library's exports. Every function returns an i32 status (see `errors.ts`). */
+/**
+ * The native library's exports, as `native/src/abi/*.rs` declares them. Every function returns
+ * an i32 status (see `errors.ts`) and ends with the error buffer and its capacity, which
+ * `call()` in `native.ts` appends.
+ */
 export const symbols = {
-  /** (buf: *mut u8, cap: usize, len_out: *mut usize) */
-  wna_version: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
+  /** (buf: *mut u8, cap: usize, len_out: *mut usize, err, err_cap) */
+  wna_version: { parameters: ["buffer", "usize", "buffer", "buffer", "usize"], result: "i32" },
+  /** (buf: *mut u8, cap: usize, len_out: *mut usize, err, err_cap): the built-in model names */
+  wna_models: { parameters: ["buffer", "usize", "buffer", "buffer", "usize"], result: "i32" },
   /** (spec: *const u8, spec_len: usize, handle_out: *mut u64, err: *mut u8, err_cap: usize) */
   wna_model_new: { parameters: ["buffer", "usize", "buffer", "buffer", "usize"], result: "i32" },
   /** (handle: u64, err: *mut u8, err_cap: usize) */
@@ -140,9 +146,10 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
-  /** (handle: u64, pixels: *const f32, n: usize, handle_out: *mut u64, err, err_cap) */
+  /** (handle: u64, pixels: *const f32, n: usize, fit_out: *mut u64, arrays_out: *mut u64,
+   *  err, err_cap) */
   wna_fit_data_noise: {
-    parameters: ["u64", "buffer", "usize", "buffer", "buffer", "usize"],
+    parameters: ["u64", "buffer", "usize", "buffer", "buffer", "buffer", "usize"],
     result: "i32",
     nonblocking: true,
   },

@@ -4,9 +4,14 @@
  * the trustworthiness of any embedding, computed natively (`native/src/tsne.rs`).
  * @module
  */
-import { type NdArray, type ProgressCallback, readArrays, withProgress } from "./arrays.ts";
-import { unwrap } from "./errors.ts";
-import { errorBuffer, native, optionsJson } from "./native.ts";
+import { arraySetCall, type NdArray, type ProgressCallback } from "./arrays.ts";
+import { callAsync, optionsJson } from "./native.ts";
+
+/** The scalars of a run, as `TsneSummary` in `native/src/tsne.rs`. */
+interface TsneSummary {
+  klDivergence: number;
+  trustworthiness: number | null;
+}
 
 /** Options of {@linkcode tsne}; the native side holds every default. */
 export interface TsneOptions {
@@ -50,10 +55,11 @@ export interface TsneResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tsne } from "./tsne.ts";
  * const data = Float32Array.from({ length: 200 * 3 }, (_, i) => (i % 3) + Math.sin(i));
  * const { embedding } = await tsne(data, 3, { perplexity: 10, iterations: 300 });
- * console.assert(embedding.shape[0] === 200);
+ * assert.ok(embedding.shape[0] === 200);
  * ```
  * @param data n x `dims` values, row-major
  * @param dims columns per row
@@ -68,29 +74,17 @@ export async function tsne(
   onProgress?: ProgressCallback,
 ): Promise<TsneResult> {
   const opts = optionsJson("tsne", { dims, ...options });
-  const handle = new BigUint64Array(1);
-  const err = errorBuffer();
   const t0 = performance.now();
-  await withProgress(async (counters) =>
-    unwrap(
-      await native().wna_tsne(
-        data,
-        BigInt(data.length),
-        opts,
-        BigInt(opts.length),
-        counters,
-        handle,
-        err,
-        BigInt(err.length),
-      ),
-      err,
-    ), onProgress);
+  const { arrays, summary } = await arraySetCall<TsneSummary>(
+    (counters, out) =>
+      callAsync("wna_tsne", data, BigInt(data.length), opts, BigInt(opts.length), counters, out),
+    onProgress,
+  );
   const seconds = (performance.now() - t0) / 1000;
-  const arrays = readArrays(handle[0]);
   return {
     embedding: arrays.embedding,
-    klDivergence: arrays.klDivergence.data[0],
-    trustworthiness: arrays.trustworthiness?.data[0] ?? NaN,
+    klDivergence: summary.klDivergence,
+    trustworthiness: summary.trustworthiness ?? NaN,
     explainedVariance: arrays.explainedVariance.data,
     seconds,
   };
@@ -114,21 +108,16 @@ export async function trustworthiness(
   k = 5,
 ): Promise<number> {
   const out = new Float64Array(1);
-  const err = errorBuffer();
-  unwrap(
-    await native().wna_trustworthiness(
-      original,
-      BigInt(original.length),
-      BigInt(dims),
-      embedded,
-      BigInt(embedded.length),
-      BigInt(embeddedDims),
-      BigInt(k),
-      out,
-      err,
-      BigInt(err.length),
-    ),
-    err,
+  await callAsync(
+    "wna_trustworthiness",
+    original,
+    BigInt(original.length),
+    BigInt(dims),
+    embedded,
+    BigInt(embedded.length),
+    BigInt(embeddedDims),
+    BigInt(k),
+    out,
   );
   return out[0];
 }

@@ -4,15 +4,18 @@
  * @module
  */
 import { loadDataset } from "../data/datasets.ts";
-import type { MetaKind, MetaTask } from "../ffi/metanet.ts";
+import type { MetaKind, MetaTask } from "../ffi/confidence.ts";
 import { writeJsonAtomic } from "./files.ts";
 import { gridRuns, type Run, sampleRuns } from "./confidence/grid.ts";
 import { KEEP_ACCURACY, trainPopulations } from "./confidence/population.ts";
 import { chooseModels, labelPairs } from "./confidence/pairs.ts";
-import { type PeerSpeed, peerSpeed } from "./confidence/peer_speed.ts";
-import { type BaselineResult, scoreBaselines } from "./confidence/baselines.ts";
+import { peerSpeed } from "./confidence/peer_speed.ts";
+import { scoreBaselines } from "./confidence/baselines.ts";
 import { writeConfidenceReport } from "./confidence/report.ts";
-import { fitDir, type MetaResult, readPairs, runMetaNets } from "./confidence/metanets.ts";
+import type { ConfidenceSummary } from "./confidence/types.ts";
+
+export type { ConfidenceSummary } from "./confidence/types.ts";
+import { fitDir, readPairs, runMetaNets } from "./confidence/metanets.ts";
 
 /** Trajectories (4 runs each) the default run trains: about an hour on a 2-core machine. */
 export const DEFAULT_TRAJECTORIES = 400;
@@ -57,31 +60,6 @@ export interface ConfidenceOptions {
   peer?: boolean;
   outDir: string;
   dataDir?: string;
-}
-
-/** `summary.json`. */
-export interface ConfidenceSummary {
-  models: { trained: number; kept: number; labelled: number };
-  pairs: number;
-  populationSpeed: {
-    wna: { modelsPerHour: number; memberEpochsPerHour: number; seconds: number };
-    pytorch: PeerSpeed | null;
-    ratio: number | null;
-  };
-  settings: {
-    runs: number;
-    trainImages: number;
-    testImages: number;
-    copies: number;
-    seed: number;
-    metaEpochs: number;
-    metaSeeds: number[];
-  };
-  /** Max-softmax and trust-score baselines on every pair. */
-  baselines: BaselineResult[];
-  /** Every meta-network fit (kind x task x split x seed), and the baselines on the same test rows. */
-  results: MetaResult[];
-  runs: { id: string; testAccuracy: number; kept: boolean }[];
 }
 
 /**

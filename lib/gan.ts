@@ -6,15 +6,15 @@
  * @module
  */
 import { loadDataset } from "../data/datasets.ts";
-import { type GanEpochMetrics, ganTrainEpoch, generate } from "../ffi/gan.ts";
+import { ganTrainEpoch, generate } from "../ffi/gan.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import { Model } from "../ffi/model.ts";
 import { type Figure, type Table, writeFigure, writeReport } from "./figures.ts";
 import { writeJsonAtomic } from "./files.ts";
 import { histogramFigure, latentHistogramFigure, qualityFigure } from "./gan/figures.ts";
-import { measureQuality, type Quality } from "./gan/quality.ts";
+import { measureQuality } from "./gan/quality.ts";
 import { prepareJudge } from "./gan/judge.ts";
-import { GAN_DEFAULTS, GAN_SPECS, type GanSpecs, LATENT_DIM } from "./gan/specs.ts";
+import { GAN_DEFAULTS, GAN_SPECS, LATENT_DIM } from "./gan/specs.ts";
 import type { MapGrid } from "./map_grid.ts";
 import { encodeNpz, writeNpy } from "./npy.ts";
 import { ProgressBar } from "./progress.ts";
@@ -22,7 +22,10 @@ import { CASE_STUDY_NETS, caseStudyCheckpoint, type CaseStudyTraining } from "./
 import { interpolate } from "./gan/interpolation.ts";
 import { latents, STREAMS } from "./gan/latents.ts";
 import { type PartialModel, resumePartialRun, savePartialRun } from "./partial_run.ts";
-import { type TsneMap, tsneMaps } from "./gan/tsne_maps.ts";
+import { tsneMaps } from "./gan/tsne_maps.ts";
+import type { GanEpoch, GanSummary } from "./gan/types.ts";
+
+export type { GanEpoch, GanSummary } from "./gan/types.ts";
 
 /** Options of {@linkcode runGan}. */
 export interface GanRunOptions {
@@ -52,50 +55,6 @@ export interface GanRunOptions {
   device?: "cpu" | "cuda" | "auto";
   progress?: boolean;
   log?: (line: string) => void;
-}
-
-/** One epoch of the run. */
-export interface GanEpoch extends GanEpochMetrics {
-  epoch: number;
-  seconds: number;
-  samples: number;
-  inceptionScore: number;
-  frechet: number;
-  klToUniform: number;
-  histogram: number[];
-}
-
-/** `summary.json` of a run. */
-export interface GanSummary {
-  /** The kept epoch's scores, and the test set's Inception score through the same judge. */
-  inceptionScore: number;
-  inceptionScoreReal: number;
-  fid: number;
-  classHistogram: number[];
-  klToUniform: number;
-  /** Mean seconds per epoch (training plus that epoch's scoring). */
-  epochSeconds: number;
-  gan: string;
-  generator: GanSpecs["generator"];
-  discriminator: GanSpecs["discriminator"];
-  epochs: number;
-  seed: number;
-  trainImages: number;
-  classifier: { path: string; testAccuracy?: number };
-  /** The test set through the same classifier: the ceiling the samples are measured against. */
-  real: Omit<Quality, "frechet"> & { frechetEvenOdd: number };
-  history: GanEpoch[];
-  /** The epoch with the lowest Frechet distance; its generator is kept and analysed. */
-  bestEpoch: number;
-  best: GanEpoch & { inceptionSplits: Quality["inceptionSplits"] };
-  interpolation: {
-    pairs: number;
-    steps: number;
-    /** Strips whose predicted class changes between the ends. */
-    changingClass: number;
-  };
-  tsne: Omit<TsneMap, "embedding" | "figure">[];
-  seconds: number;
 }
 
 const bestOf = (history: GanEpoch[]) =>

@@ -22,9 +22,10 @@ function descr(data: Typed): string {
  * @returns the file's bytes
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeNpy } from "./npy.ts";
  * const bytes = encodeNpy(new Float32Array([1, 2, 3, 4]), [2, 2]);
- * console.assert(bytes[0] === 0x93);
+ * assert.ok(bytes[0] === 0x93);
  * ```
  */
 export function encodeNpy(data: Typed, shape: number[]): Uint8Array<ArrayBuffer> {
@@ -188,9 +189,10 @@ const READERS: Record<string, [number, (v: DataView, o: number) => number]> = {
  * @returns values, shape and the stored dtype
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeNpy, encodeNpy } from "./npy.ts";
  * const a = decodeNpy(encodeNpy(new Float32Array([1, 2, 3, 4]), [2, 2]));
- * console.assert(a.shape[1] === 2 && a.data[3] === 4);
+ * assert.ok(a.shape[1] === 2 && a.data[3] === 4);
  * ```
  */
 export function decodeNpy(bytes: Uint8Array, what = "array"): NpyArray {

@@ -27,9 +27,10 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
  * @returns the PNG file's bytes
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodePng } from "./png.ts";
  * const png = encodePng(new Uint8Array(4 * 2 * 2).fill(255), 2, 2);
- * console.assert(png[1] === 0x50); // "P"
+ * assert.ok(png[1] === 0x50); // "P"
  * ```
  */
 export function encodePng(

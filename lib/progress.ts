@@ -13,10 +13,13 @@ function fmtTime(s: number): string {
  * Reports progress of one long step.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ProgressBar } from "./progress.ts";
- * const bar = new ProgressBar("demo", { tty: false, write: () => {} });
+ * const lines: string[] = [];
+ * const bar = new ProgressBar("demo", { tty: false, write: (s) => lines.push(s) });
  * bar.update(5, 10);
  * bar.done("ok");
+ * assert.match(lines.join(""), /^demo: 50% \(5\/10\)/);
  * ```
  */
 export class ProgressBar {

@@ -8,9 +8,10 @@
  * Uniform and normal numbers from mulberry32, keyed by a seed and a stream index.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SeededRandom } from "./random.ts";
  * const a = new SeededRandom(1, 2).normal(), b = new SeededRandom(1, 2).normal();
- * console.assert(a === b);
+ * assert.ok(a === b);
  * ```
  */
 export class SeededRandom {

@@ -13,12 +13,13 @@ export interface Tensor {
  * Parses safetensors bytes into F32 tensors by name.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSafetensors } from "./safetensors.ts";
  * const header = new TextEncoder().encode(JSON.stringify({ w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }));
  * const bytes = new Uint8Array(8 + header.length + 4);
  * new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
  * bytes.set(header, 8);
- * console.assert(parseSafetensors(bytes, "x").w.shape[0] === 1);
+ * assert.ok(parseSafetensors(bytes, "x").w.shape[0] === 1);
  * ```
  */
 export function parseSafetensors(

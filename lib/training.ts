@@ -5,6 +5,7 @@
  */
 import { type Dataset, loadDataset } from "../data/datasets.ts";
 import { Model, type ModelName, type OptimizerName } from "../ffi/model.ts";
+import { EPOCH_DEFAULTS } from "../ffi/train.ts";
 import {
   type EpochRecord,
   loadCheckpoint,
@@ -152,8 +153,8 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     epochs = 5,
     batchSize = defaultBatchSize(name),
     lrMax = 2e-3,
-    lrMin = 1e-5,
-    weightDecay = 1e-4,
+    lrMin = EPOCH_DEFAULTS.lrMin,
+    weightDecay = EPOCH_DEFAULTS.weightDecay,
     patience = 3,
     seed = 0,
     valFraction = 0.1,

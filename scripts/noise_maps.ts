@@ -3,7 +3,7 @@
  * Trains the default model first when no checkpoint exists.
  * @module
  */
-import { MODEL_NAMES } from "../ffi/model.ts";
+import { modelNames } from "../ffi/model.ts";
 import { choiceFlag, numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { NOISE_MAPS_DEFAULTS as D, runNoiseMaps } from "../lib/noise_maps.ts";
@@ -11,8 +11,9 @@ import { checkpointFromOnnx, modelStem } from "../lib/import.ts";
 import { defaultCheckpoint } from "../lib/training.ts";
 
 const list = (v: readonly number[]) => v.join(",");
-const HELP = `usage: deno task noise-maps [options]
-  --model NAME         ${MODEL_NAMES.join(", ")} (default smaller)
+const help = () =>
+  `usage: deno task noise-maps [options]
+  --model NAME         ${modelNames().join(", ")} (default smaller)
   --dataset NAME       mnist or fashion (default mnist)
   --checkpoint FILE    analyse this .safetensors (its .json sidecar names model and dataset)
   --onnx FILE          analyse this ONNX classifier (imported into <out>/model/ first)
@@ -73,8 +74,8 @@ runMain(async () => {
     device: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
-  if (values.help) return console.log(`${HELP}\n${permissionsHelp("noise-maps")}`);
-  const model = choiceFlag("model", values.model, MODEL_NAMES, "smaller");
+  if (values.help) return console.log(`${help()}\n${permissionsHelp("noise-maps")}`);
+  const model = choiceFlag("model", values.model, modelNames(), "smaller");
   const dataset = choiceFlag("dataset", values.dataset, ["mnist", "fashion"] as const, "mnist");
   const seed = numberFlag("seed", values.seed, D.seed, { integer: true, min: 0 });
   const device = choiceFlag("device", values.device, ["cpu", "cuda", "auto"] as const, "cpu");

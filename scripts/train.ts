@@ -3,13 +3,14 @@
  * and the final test accuracy.
  * @module
  */
-import { MODEL_NAMES } from "../ffi/model.ts";
+import { modelNames } from "../ffi/model.ts";
 import { choiceFlag, numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { defaultBatchSize, trainModel } from "../lib/training.ts";
 
-const HELP = `usage: deno task train [options]
-  --model NAME        ${MODEL_NAMES.join(", ")} (default smaller)
+const help = () =>
+  `usage: deno task train [options]
+  --model NAME        ${modelNames().join(", ")} (default smaller)
   --dataset NAME      mnist or fashion (default mnist)
   --epochs N          (default 5)       --batch-size N   (default 128; larger 64)
   --lr-max X          (default 0.002)   --lr-min X       (default 1e-5)
@@ -42,8 +43,8 @@ runMain(async () => {
     device: { type: "string" },
     help: { type: "boolean", short: "h" },
   });
-  if (values.help) return console.log(`${HELP}\n${permissionsHelp("train")}`);
-  const model = choiceFlag("model", values.model, MODEL_NAMES, "smaller");
+  if (values.help) return console.log(`${help()}\n${permissionsHelp("train")}`);
+  const model = choiceFlag("model", values.model, modelNames(), "smaller");
   const dataset = choiceFlag("dataset", values.dataset, ["mnist", "fashion"] as const, "mnist");
   const seed = numberFlag("seed", values.seed, 0, { integer: true, min: 0 });
   await trainModel({

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { loadDataset } from "../data/datasets.ts";
 import { Model } from "../ffi/model.ts";
-import { Population, type PopulationMember } from "../ffi/population.ts";
+import { Population, type PopulationMember } from "../ffi/confidence.ts";
 import { runConfidence } from "../lib/confidence.ts";
 import { GRID, gridRuns, planPopulations, runId, sampleRuns } from "../lib/confidence/grid.ts";
 import { PAIR_FIELDS } from "../lib/confidence/pairs.ts";
@@ -108,7 +108,9 @@ Deno.test("confidence --quick: 8 models, pairs in every field, ratios in [0, 1],
   assert.equal(summary.models.trained, 8);
   assert.ok(summary.models.kept >= 4, `kept ${summary.models.kept}`);
   assert.equal(summary.models.labelled, summary.models.kept);
-  assert.ok(summary.populationSpeed.wna.modelsPerHour > 0);
+  const speed = summary.populationSpeed.wna;
+  const perHour = summary.models.trained / speed.seconds * 3600;
+  assert.ok(speed.seconds > 0 && Math.abs(speed.modelsPerHour - perHour) < 1e-9 * perHour);
   assert.equal(summary.populationSpeed.pytorch, null);
   const stored = JSON.parse(await Deno.readTextFile(`${outDir}/summary.json`));
   assert.deepEqual(stored, JSON.parse(JSON.stringify(summary)));

@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
 import { LibraryNotFoundError, NativeError, StatusCode } from "../ffi/errors.ts";
 import { resolveLibrary } from "../ffi/library.ts";
-import { type AnalysisOptions, Model } from "../ffi/model.ts";
-import { errorBuffer, native, nativeVersion } from "../ffi/native.ts";
+import { type AnalysisOptions, Model, MODEL_DEFAULTS, modelNames } from "../ffi/model.ts";
+import { native, nativeVersion } from "../ffi/native.ts";
+
+/** An error buffer for calling the raw symbols. */
+const errorBuffer = () => new Uint8Array(4096);
+const message = (err: Uint8Array) => new TextDecoder().decode(err.subarray(0, err.indexOf(0)));
 
 const isCode = (code: number, pattern: RegExp) => (e: unknown) => {
   assert.ok(e instanceof NativeError, `expected NativeError, got ${e}`);
@@ -21,7 +25,7 @@ Deno.test("ffi: unknown model names the choices", () => {
     isCode(StatusCode.UnknownModel, /unknown model "resnet50".*smaller/),
   );
   // The native side checks too, not only the TypeScript wrapper.
-  const spec = new TextEncoder().encode(JSON.stringify({ model: "vgg" }));
+  const spec = new TextEncoder().encode(JSON.stringify({ model: "vgg", ...MODEL_DEFAULTS }));
   const err = errorBuffer();
   const status = native().wna_model_new(
     spec,
@@ -31,6 +35,9 @@ Deno.test("ffi: unknown model names the choices", () => {
     BigInt(err.length),
   );
   assert.equal(status, StatusCode.UnknownModel);
+  // Both sides name every built-in, from the one list the library keeps.
+  for (const name of modelNames()) assert.match(message(err), new RegExp(`\\b${name}\\b`));
+  assert.equal(modelNames().length, 10);
 });
 
 Deno.test("ffi: double free and use after free are errors, not crashes", async () => {

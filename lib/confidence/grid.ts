@@ -9,7 +9,7 @@ import type {
   PopulationInit,
   PopulationMember,
   PopulationOptimizer,
-} from "../../ffi/population.ts";
+} from "../../ffi/confidence.ts";
 import { SeededRandom } from "../random.ts";
 
 /** The study's grid, axis by axis. */

@@ -6,7 +6,7 @@
  * stored as it finishes, so an interrupted run resumes.
  * @module
  */
-import { fitMetaNet, META_FEATURES, type MetaKind, type MetaTask } from "../../ffi/metanet.ts";
+import { fitMetaNet, META_FEATURES, type MetaKind, type MetaTask } from "../../ffi/confidence.ts";
 import { readNpy, writeNpy } from "../npy.ts";
 import { writeJsonAtomic } from "../files.ts";
 import { ProgressBar } from "../progress.ts";

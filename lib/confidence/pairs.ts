@@ -4,7 +4,7 @@
  * an interrupted run resumes, then gathered into one `.npy` per field, streamed model by model.
  * @module
  */
-import { lenetPairs, type ModelPairs, type PairOptions } from "../../ffi/population.ts";
+import { lenetPairs, type ModelPairs, type PairOptions } from "../../ffi/confidence.ts";
 import type { Dataset } from "../../data/datasets.ts";
 import { readNpy, writeNpy, writeNpyParts } from "../npy.ts";
 import { writeJsonAtomic } from "../files.ts";

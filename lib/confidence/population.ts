@@ -5,7 +5,7 @@
  * interrupted run resumes with the first unfinished one.
  * @module
  */
-import { Population } from "../../ffi/population.ts";
+import { Population } from "../../ffi/confidence.ts";
 import { nativeVersion } from "../../ffi/native.ts";
 import type { Dataset } from "../../data/datasets.ts";
 import { writeJsonAtomic } from "../files.ts";

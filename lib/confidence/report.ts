@@ -8,7 +8,7 @@ import { type Figure, writeFigure, writeReport } from "../figures.ts";
 import { Plot, plotSvg } from "../plots.ts";
 import type { BaselineInputs, BaselineResult } from "./baselines.ts";
 import { rocCurve } from "./baselines.ts";
-import type { ConfidenceSummary } from "../confidence.ts";
+import type { ConfidenceSummary } from "./types.ts";
 import { KEEP_ACCURACY } from "./population.ts";
 import { type MetaResult, type PairData, splitRows } from "./metanets.ts";
 import { readNpy } from "../npy.ts";

@@ -5,7 +5,7 @@
  */
 import type { Figure } from "../figures.ts";
 import { Plot, plotSvg, stackSvgs } from "../plots.ts";
-import type { GanEpoch } from "../gan.ts";
+import type { GanEpoch } from "./types.ts";
 
 /** Integer epoch ticks, thinned to about ten. */
 function epochTicks(history: GanEpoch[]): number[] {

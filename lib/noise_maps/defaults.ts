@@ -1,8 +1,9 @@
 /**
- * Every default of the noise-maps run, defined once: the library, the script's `--help` and the
+ * Every default of the noise-maps run, defined once (those it shares with the analysis API come from `ffi/noise.ts`): the library, the script's `--help` and the
  * README read them from here.
  * @module
  */
+import { ANALYSIS_DEFAULTS } from "../../ffi/noise.ts";
 
 /** The noise a noise-maps run analyses with. */
 export type NoiseMapsNoise = "data" | "uniform" | "gaussian";
@@ -13,8 +14,8 @@ export const NOISE_MAPS_DEFAULTS = {
   samples: 1_000_000,
   /** Uniform samples of the raw bias histogram kept beside the main one. */
   rawSamples: 200_000,
-  batchSize: 500,
-  seed: 0,
+  batchSize: ANALYSIS_DEFAULTS.batchSize,
+  seed: ANALYSIS_DEFAULTS.seed,
   /**
    * Gaussian noise with the training set's mean and covariance: the maximum-entropy noise with
    * the data's first two moments, which reaches every class of a well-trained net.
@@ -25,10 +26,10 @@ export const NOISE_MAPS_DEFAULTS = {
   /** Noise samples per contrast in the calibration. */
   pilotSamples: 5000,
   /** Mean and std of `gaussian` noise, in pixel units. */
-  gaussianMean: 0.5,
-  gaussianStd: 0.25,
+  gaussianMean: ANALYSIS_DEFAULTS.noiseMean,
+  gaussianStd: ANALYSIS_DEFAULTS.noiseStd,
   /** Top softmax above which a sample enters the thresholded classification images. */
-  threshold: 0.9,
+  threshold: ANALYSIS_DEFAULTS.threshold,
   /** Samples feeding the STA and activation statistics: min(samples, this). */
   staSamplesCap: 100_000,
   /** Gamma of the sample-stimulus figure. */

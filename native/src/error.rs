@@ -27,7 +27,10 @@ pub enum Error {
         expected: String,
         got: String,
     },
-    #[error("unknown model \"{0}\" (expected smaller, larger, mlp, logreg, n1, n2 or n3)")]
+    #[error(
+        "unknown model \"{0}\" (expected {names}, or a spec)",
+        names = crate::models::builtin::MODEL_NAMES.join(", ")
+    )]
     UnknownModel(String),
     #[error("{0}")]
     NotFinite(String),
@@ -48,6 +51,12 @@ impl Error {
             Error::Io(_) => Code::Io,
             Error::Tensor(_) => Code::Tensor,
         }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::InvalidArgument(format!("json: {e}"))
     }
 }
 

@@ -1,11 +1,11 @@
 //! The layers the networks are built from. On the CPU they run wna's kernels (`kernels.rs`);
 //! on other devices candle's own ops, with the backward passes candle gets wrong replaced
-//! (`portable.rs`). Parameter names match candle-nn's, so checkpoints are the same either way.
+//! (`backward_fixes.rs`). Parameter names match candle-nn's, so checkpoints are the same either way.
 
+use crate::backward_fixes;
 use crate::error::Result;
 use crate::kernels;
 use crate::philox::Philox;
-use crate::portable;
 use candle_core::{Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,7 +95,7 @@ impl Conv2d {
     }
 
     /// `train` says whether the weight gradient is wanted: on candle's ops it costs an extra
-    /// zero-valued term (see `portable::ConvWeightGradient`).
+    /// zero-valued term (see `backward_fixes::ConvWeightGradient`).
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if use_kernels_or_twins(x) {
             let bias = match &self.bias {
@@ -110,7 +110,7 @@ impl Conv2d {
         }
         let y = if train && !candle_ops_only() {
             let y = x.conv2d(&self.weight.detach(), self.padding, self.stride, 1, 1)?;
-            let fix = portable::ConvWeightGradient {
+            let fix = backward_fixes::ConvWeightGradient {
                 stride: self.stride,
                 padding: self.padding,
                 out: y.dims4()?,
@@ -234,7 +234,7 @@ impl BatchNorm {
             // over the activations instead of a transpose and six.
             let scale = (&self.weight / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
             let shift = (&self.bias - (self.running_mean.as_tensor() * &scale)?)?;
-            let op = portable::ScaleShift { relu };
+            let op = kernels::ScaleShift { relu };
             return Ok(x.contiguous()?.apply_op3(&scale, &shift, op)?);
         }
         // Training: batch statistics with candle ops on [c, rest], one broadcast shape for every
@@ -306,7 +306,7 @@ pub fn max_pool2(x: &Tensor) -> Result<Tensor> {
     if candle_ops_only() {
         return Ok(x.max_pool2d(2)?);
     }
-    Ok(x.apply_op1(portable::MaxPool2)?)
+    Ok(x.apply_op1(backward_fixes::MaxPool2)?)
 }
 
 /// Average pooling with a `size` window and stride (PyTorch's `AvgPool2d(size)`, floor mode).

@@ -30,8 +30,6 @@ pub struct Model {
     pub std: f32,
     pub optimizer: Option<Optimizer>,
     pub stimulation: Option<Stimulation>,
-    /// The data statistics behind `NoiseKind::Data`, once fitted.
-    pub data_noise: Option<std::sync::Arc<crate::noise::DataNoise>>,
 }
 
 /// Picks the device: "cpu", "cuda" or "auto" (CUDA when built with it and a GPU answers).
@@ -76,7 +74,6 @@ impl Model {
             std,
             optimizer: None,
             stimulation: None,
-            data_noise: None,
         };
         model.init(seed)?;
         Ok(model)

@@ -247,13 +247,18 @@ pub fn tsne(data: &[f32], options: &TsneOptions, progress: Progress) -> Result<A
         );
     }
     let mut out = Arrays::default();
-    if trust {
+    let trustworthiness = if trust {
         let t = trustworthiness(data, options.dims, &embedding, 2, options.trust_neighbours)?;
-        out.insert("trustworthiness", vec![1], vec![t as f32]);
         progress.advance(1);
-    }
+        Some(t)
+    } else {
+        None
+    };
+    out.set_summary(&TsneSummary {
+        kl_divergence: kl as f64,
+        trustworthiness,
+    })?;
     out.insert("embedding", vec![n, 2], embedding);
-    out.insert("klDivergence", vec![1], vec![kl]);
     let explained = if k < options.dims {
         pca.explained
     } else {
@@ -261,6 +266,15 @@ pub fn tsne(data: &[f32], options: &TsneOptions, progress: Progress) -> Result<A
     };
     out.insert("explainedVariance", vec![explained.len()], explained);
     Ok(out)
+}
+
+/// The scalars of a t-SNE run: the final KL divergence and, when asked for, the
+/// trustworthiness of the embedding.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TsneSummary {
+    kl_divergence: f64,
+    trustworthiness: Option<f64>,
 }
 
 /// KL(P || Q) for a sparse P (CSR rows; normalised here) and the exact Student-t Q of the 2-D

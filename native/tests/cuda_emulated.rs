@@ -304,16 +304,22 @@ fn check(spec: NetSpec, noise: NoiseKind) {
         seed,
         noise,
         threshold,
+        gamma: 0.0,
         sta_samples: 0,
-        ..Default::default()
+        layers: Vec::new(),
+        keep_stimuli: 0,
     };
     let counters = [AtomicU64::new(0), AtomicU64::new(0)];
     let cpu = analyse(&model, None, &cfg, Progress::new(&counters)).unwrap();
     let c = plan.classes;
     let get = |name: &str| cpu.get(name).unwrap().1.clone();
     let as_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
-    assert_eq!(get("counts"), as_f32(&counts[..c]), "class counts");
-    assert_eq!(get("thresholdCounts"), as_f32(&counts[2 * c..]));
+    let summary = |name: &str| -> Vec<f64> {
+        let values = cpu.summary(name).unwrap().as_array().unwrap();
+        values.iter().map(|v| v.as_f64().unwrap()).collect()
+    };
+    assert_eq!(summary("counts"), counts[..c], "class counts");
+    assert_eq!(summary("thresholdCounts"), counts[2 * c..]);
     let predicted = counts[..c].iter().filter(|&&n| n > 0.0).count();
     assert!(
         predicted >= 2,
@@ -324,7 +330,7 @@ fn check(spec: NetSpec, noise: NoiseKind) {
         0.0 < confident && confident < samples as f64,
         "{confident} above the threshold"
     );
-    let d = max_rel_diff(&get("weightSums"), &as_f32(&counts[c..2 * c]));
+    let d = max_rel_diff(&as_f32(&summary("weightSums")), &as_f32(&counts[c..2 * c]));
     assert!(d < 1e-5, "weightSums differ by {d}");
     for (name, k) in [
         ("classImages", 0),
@@ -482,7 +488,7 @@ fn scale_shift_kernel_matches_the_cpu_op() {
             .apply_op3(
                 &t(&scale, &[c]),
                 &t(&shift, &[c]),
-                wna::portable::ScaleShift { relu },
+                wna::kernels::ScaleShift { relu },
             )
             .unwrap()
             .flatten_all()

@@ -3,7 +3,7 @@
 //! against closed forms, and a training epoch that moves both networks reproducibly.
 
 use candle_core::{Device, Tensor, Var};
-use wna::frechet::frechet_distance;
+use wna::gan::frechet::frechet_distance;
 use wna::gan::{self, bce_with_logits, GanConfig};
 use wna::model::Model;
 use wna::models::network::upsample_nearest;
@@ -152,8 +152,8 @@ fn frechet_distance_matches_closed_forms() -> R {
     // (shared) eigen-directions: (1 - k)^2 tr(S).
     let k = 3.0f32;
     let scaled: Vec<f32> = a.iter().map(|v| v * k).collect();
-    let (_, cov) = wna::frechet::gaussian(&a, dim, "a")?;
-    let (mu, _) = wna::frechet::gaussian(&a, dim, "a")?;
+    let (_, cov) = wna::gan::frechet::gaussian(&a, dim, "a")?;
+    let (mu, _) = wna::gan::frechet::gaussian(&a, dim, "a")?;
     let want = (1.0 - k as f64).powi(2) * (cov.trace() + mu.norm_squared());
     let d = frechet_distance(&a, &scaled, dim)?;
     assert!((d - want).abs() < 1e-5 * want, "{d} vs {want}");

@@ -2,8 +2,8 @@
 //! gradient; and the portable ops (candle's forward, fixed backward) that run off the CPU.
 
 use candle_core::{Device, Tensor, Var};
+use wna::backward_fixes::{self, ConvWeightGradient};
 use wna::kernels::{self, BatchNorm, Conv2d, MaxPool2};
-use wna::portable::{self, ConvWeightGradient};
 
 type R = candle_core::Result<()>;
 
@@ -292,7 +292,7 @@ fn max_pool_matches_candle_forward_and_routes_gradients_to_the_maximum() -> R {
             0.0,
             "size {size}"
         );
-        let portable = x.apply_op1(portable::MaxPool2)?;
+        let portable = x.apply_op1(backward_fixes::MaxPool2)?;
         assert_eq!(max_diff(&portable, &ours), 0.0);
         let pg = (&portable * &r)?.sum_all()?.backward()?;
         assert_eq!(
@@ -389,7 +389,7 @@ fn portable_inference_chain_matches_kernels_on_input_gradients() -> R {
         .broadcast_mul(&scale.reshape((1, 6, 1, 1))?)?
         .broadcast_add(&shift.reshape((1, 6, 1, 1))?)?
         .relu()?
-        .apply_op1(portable::MaxPool2)?;
+        .apply_op1(backward_fixes::MaxPool2)?;
     assert!(max_diff(&ours, &portable) < 1e-5, "forward");
     let r = rand(ours.dims(), 28);
     let g1 = (&ours * &r)?.sum_all()?.backward()?;
@@ -404,7 +404,7 @@ fn portable_max_pool_gives_ties_to_the_first_maximum_like_the_kernel() -> R {
     // Rounded values: many windows hold two or more equal maxima, as on a constant background.
     let x = Var::from_tensor(&(rand(&[3, 4, 11, 11], 31) * 2.0)?.round()?.relu()?)?;
     let ours = x.apply_op1(MaxPool2)?;
-    let port = x.apply_op1(portable::MaxPool2)?;
+    let port = x.apply_op1(backward_fixes::MaxPool2)?;
     assert_eq!(max_diff(&ours, &port), 0.0);
     let r = rand(ours.dims(), 32);
     let g1 = (&ours * &r)?.sum_all()?.backward()?;
@@ -425,7 +425,7 @@ fn scale_shift_matches_broadcast_ops_with_every_gradient() -> R {
             .broadcast_mul(&scale.reshape(b.as_slice())?)?
             .broadcast_add(&shift.reshape(b.as_slice())?)?;
         let reference = if relu { reference.relu()? } else { reference };
-        let fused = x.apply_op3(&scale, &shift, portable::ScaleShift { relu })?;
+        let fused = x.apply_op3(&scale, &shift, wna::kernels::ScaleShift { relu })?;
         assert!(max_diff(&reference, &fused) < 1e-6, "forward");
         let r = rand(&shape, 64);
         let g1 = (&reference * &r)?.sum_all()?.backward()?;

@@ -1,7 +1,7 @@
 //! The meta-networks learn a planted signal: a ratio that is a smooth function of three
 //! data-flow values in three different layers, and the right/wrong label cut from it.
 
-use wna::metanet::{fit, MetaKind, MetaOptions, MetaTask, FEATURES};
+use wna::confidence::metanet::{fit, MetaKind, MetaOptions, MetaTask, FEATURES};
 use wna::progress::Progress;
 
 fn planted(n: usize) -> (Vec<f32>, Vec<f32>) {

@@ -3,10 +3,10 @@
 //! from the built-in `lenet5` spec, trained by `train::train_epoch` (an independent path: candle
 //! autograd over wna's conv, pool and linear kernels).
 
+use wna::confidence::population::init::Init;
+use wna::confidence::population::{lenet, Member, Optimizer, Population, PopulationOptions};
 use wna::model::Model;
 use wna::optim::Kind;
-use wna::population::init::Init;
-use wna::population::{lenet, Member, Optimizer, Population, PopulationOptions};
 use wna::progress::Progress;
 use wna::spec::NetSpec;
 use wna::train::{train_epoch, TrainConfig};
@@ -203,7 +203,7 @@ fn bad_input_is_named() {
 
 #[test]
 fn pairs_pick_label_and_score_the_images() -> wna::Result<()> {
-    use wna::population::pairs::{pairs, PairOptions};
+    use wna::confidence::pairs::{pairs, PairOptions};
     let (pixels, labels) = data(600);
     let mut pop = Population::new(PopulationOptions {
         seed: 2,
@@ -238,7 +238,10 @@ fn pairs_pick_label_and_score_the_images() -> wna::Result<()> {
     let (ids, correct, ratio) = (get("imageId"), get("correct"), get("ratio"));
     // The first 3 right and 3 wrong of each digit, in test order, checked against a direct scan.
     let predictions = pop.evaluate(test, test_labels, Progress::default())?;
-    assert!((predictions[0].accuracy - get("testAccuracy")[0] as f64).abs() < 1e-6);
+    assert!(
+        (predictions[0].accuracy - a.summary("testAccuracy").unwrap().as_f64().unwrap()).abs()
+            < 1e-6
+    );
     let mut seen = std::collections::HashMap::new();
     for (&id, &c) in ids.iter().zip(&correct) {
         let digit = test_labels[id as usize];

@@ -136,7 +136,7 @@ fn blobs_embed_as_separate_trustworthy_clusters_twice() {
     let (x, labels) = blobs(5, 100, 20, 7);
     let o = options(r#"{"dims": 20, "perplexity": 20, "seed": 1}"#);
     let a = tsne(&x, &o, Progress::default()).unwrap();
-    let t = a.get("trustworthiness").unwrap().1[0];
+    let t = a.summary("trustworthiness").unwrap().as_f64().unwrap();
     assert!(t > 0.95, "trustworthiness {t}");
     let y = &a.get("embedding").unwrap().1;
     assert_eq!(y.len(), 1000);
@@ -146,17 +146,17 @@ fn blobs_embed_as_separate_trustworthy_clusters_twice() {
         .filter(|&i| labels[near[i][0].index] == labels[i])
         .count();
     assert_eq!(agree, 500);
-    let kl = a.get("klDivergence").unwrap().1[0];
+    let kl = a.summary("klDivergence").unwrap().as_f64().unwrap();
     assert!(kl.is_finite() && kl > 0.0, "KL {kl}");
     // No PCA for 20 columns (< 50).
     assert_eq!(a.get("explainedVariance").unwrap().0, vec![0]);
     // Not bit for bit: the crate's parallel sums follow thread scheduling.
     let b = tsne(&x, &o, Progress::default()).unwrap();
-    assert!((b.get("trustworthiness").unwrap().1[0] - t).abs() < 0.02);
+    assert!((b.summary("trustworthiness").unwrap().as_f64().unwrap() - t).abs() < 0.02);
     // The exact method agrees on the structure.
     let exact = options(r#"{"dims": 20, "perplexity": 20, "method": "exact", "iterations": 500}"#);
     let e = tsne(&x, &exact, Progress::default()).unwrap();
-    assert!(e.get("trustworthiness").unwrap().1[0] > 0.95);
+    assert!(e.summary("trustworthiness").unwrap().as_f64().unwrap() > 0.95);
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn pca_runs_first_for_wide_inputs() {
     let (shape, ev) = a.get("explainedVariance").unwrap();
     assert_eq!(shape, &vec![10]);
     assert!(ev.windows(2).all(|w| w[0] >= w[1]) && ev.iter().sum::<f32>() <= 1.0 + 1e-5);
-    assert!(a.get("trustworthiness").unwrap().1[0] > 0.9);
+    assert!(a.summary("trustworthiness").unwrap().as_f64().unwrap() > 0.9);
 }
 
 #[test]

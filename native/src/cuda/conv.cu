@@ -15,7 +15,7 @@
 //                 the result does not depend on how the blocks were scheduled.
 //
 // This replaces candle's im2col + GEMM + copy forward and its `conv_transpose2d` input gradient,
-// and the weight gradient candle computes wrong (`portable.rs`). The CPU twins are the ops in
+// and the weight gradient candle computes wrong (`backward_fixes.rs`). The CPU twins are the ops in
 // `kernels/conv2d.rs`; the host emulator of the tests runs this file against them.
 //
 // A thread owns a 4x4 grid of outputs, rows ty + 16 i and columns tx + 16 j, so that a warp's

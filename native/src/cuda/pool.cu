@@ -1,6 +1,6 @@
 // 2x2 max-pooling with stride 2 and its backward on the GPU: the CUDA twins of the CPU op in
 // `kernels/max_pool.rs`. candle's forward is right, but its backward scales the gradient by 1/4,
-// and the portable fix (`portable.rs`) routes it with a dozen mask and concatenation passes;
+// and the portable fix (`backward_fixes.rs`) routes it with a dozen mask and concatenation passes;
 // here each is one pass. Odd trailing rows and columns are dropped (floor), and ties go to the
 // first maximum in row-major window order, as on the CPU and in PyTorch.
 

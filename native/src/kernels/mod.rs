@@ -56,6 +56,7 @@ mod leaky_relu;
 mod linear;
 mod max_pool;
 mod recurrence;
+mod scale_shift;
 
 pub use avg_pool::AvgPool;
 pub use batch_norm::gpu as batch_norm_gpu;
@@ -67,6 +68,7 @@ pub use linear::Linear;
 pub use max_pool::gpu as max_pool_gpu;
 pub use max_pool::MaxPool2;
 pub use recurrence::Recurrence;
+pub use scale_shift::ScaleShift;
 
 use candle_core::{CpuStorage, Layout};
 

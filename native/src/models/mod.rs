@@ -14,7 +14,7 @@ use candle_nn::VarBuilder;
 pub type Tap<'a> = &'a mut dyn FnMut(&str, Tensor) -> Result<Tensor>;
 
 /// What an experiment needs to know about a tappable layer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct LayerInfo {
     pub name: String,
     /// "conv" (a `[channels, height, width]` map) or "fc" (`[channels]`).

@@ -35,20 +35,16 @@ pub struct AnalysisConfig {
     pub keep_stimuli: usize,
 }
 
-impl Default for AnalysisConfig {
-    fn default() -> Self {
-        Self {
-            samples: 10_000,
-            batch_size: 500,
-            seed: 0,
-            noise: NoiseKind::Uniform,
-            gamma: 0.0,
-            threshold: 0.9,
-            sta_samples: 10_000,
-            layers: Vec::new(),
-            keep_stimuli: 0,
-        }
-    }
+/// The exact part of an analysis: the sample count, the bias histogram (samples per predicted
+/// class), the softmax mass per class and the confident samples per class. The class images are
+/// means over these, so shards merge by weighting each image with its count.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisSummary {
+    pub samples: u64,
+    pub counts: Vec<u64>,
+    pub weight_sums: Vec<f64>,
+    pub threshold_counts: Vec<u64>,
 }
 
 /// Checks what every stimulus stream needs: batch size, sample count, gamma, noise parameters.
@@ -122,8 +118,8 @@ fn check_config(model: &Model, cfg: &AnalysisConfig, images: Option<&[f32]>) -> 
 
 /// Streams stimuli through `model` and returns the accumulated maps.
 ///
-/// Arrays: `counts`, `classImages`, `weightSums`, `weightedImages`, `thresholdCounts`,
-/// `thresholdImages`, `stimulusMean`, and per analysed layer `sta/<layer>/...` and
+/// Summary: [`AnalysisSummary`]. Arrays: `classImages`, `weightedImages`, `thresholdImages`,
+/// `stimulusMean`, and per analysed layer `sta/<layer>/...` and
 /// `act/<layer>/...`; with images also `predictions` and `confidence`.
 pub fn analyse(
     model: &Model,
@@ -258,30 +254,22 @@ pub fn analyse(
     let c = classes;
     let part = |k: usize| &class_sums[k * c * PIXELS..(k + 1) * c * PIXELS];
     let weights = |k: usize| &counts[k * c..(k + 1) * c];
-    out.insert(
-        "counts",
-        vec![c],
-        weights(0).iter().map(|&v| v as f32).collect(),
-    );
+    let as_counts = |w: &[f64]| w.iter().map(|&v| v as u64).collect();
+    out.set_summary(&AnalysisSummary {
+        samples: total,
+        counts: as_counts(weights(0)),
+        weight_sums: weights(1).to_vec(),
+        threshold_counts: as_counts(weights(2)),
+    })?;
     out.insert(
         "classImages",
         vec![c, SIDE, SIDE],
         weighted_mean(part(0), weights(0), PIXELS),
     );
     out.insert(
-        "weightSums",
-        vec![c],
-        weights(1).iter().map(|&v| v as f32).collect(),
-    );
-    out.insert(
         "weightedImages",
         vec![c, SIDE, SIDE],
         weighted_mean(part(1), weights(1), PIXELS),
-    );
-    out.insert(
-        "thresholdCounts",
-        vec![c],
-        weights(2).iter().map(|&v| v as f32).collect(),
     );
     out.insert(
         "thresholdImages",
@@ -296,7 +284,6 @@ pub fn analyse(
             .map(|&v| (v / total as f64) as f32)
             .collect(),
     );
-    out.insert("samples", vec![1], vec![total as f32]);
     if !kept.is_empty() {
         out.insert("stimuli", vec![kept.len() / PIXELS, SIDE, SIDE], kept);
     }

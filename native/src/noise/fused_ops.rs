@@ -3,7 +3,7 @@
 //! sums in f64. They exist on CUDA only; the CPU runs the general path (and the tests run the
 //! kernels' source in a host emulator).
 
-use super::fused::Geometry;
+use super::fused_geometry::Geometry;
 use super::stimuli::{NoiseKind, NOISE_STREAM};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 
@@ -166,7 +166,7 @@ mod launch {
         )?;
         let per_sm = func
             .occupancy_max_active_blocks_per_multiprocessor(
-                super::super::fused::THREADS,
+                super::super::fused_geometry::THREADS,
                 shared,
                 None,
             )
@@ -239,8 +239,14 @@ impl CustomOp1 for FusedFeatures {
         b.arg(&self.in_mul);
         b.arg(&self.in_add);
         // SAFETY: the arguments match `wna_wn_features` in cuda/white_noise.cu.
-        unsafe { b.launch(launch::config(blocks, super::fused::THREADS, shared)) }
-            .map_err(|e| launch::fail(name, e))?;
+        unsafe {
+            b.launch(launch::config(
+                blocks,
+                super::fused_geometry::THREADS,
+                shared,
+            ))
+        }
+        .map_err(|e| launch::fail(name, e))?;
         Ok((
             candle_core::CudaStorage::wrap_cuda_slice(out, dev),
             Shape::from((self.count, g.features())),
@@ -263,7 +269,7 @@ impl CustomOp1 for FusedClassSums {
         s: &candle_core::CudaStorage,
         l: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        use super::fused::{class_sums_shared_bytes, sum_width, CHUNK};
+        use super::fused_geometry::{class_sums_shared_bytes, sum_width, CHUNK};
         use candle_core::backend::BackendStorage;
         use cudarc::driver::PushKernelArg;
         let name = "wna_wn_class_sums";
@@ -293,8 +299,14 @@ impl CustomOp1 for FusedClassSums {
         b.arg(&per_block32);
         launch::noise_args(&mut b, &noise);
         // SAFETY: the arguments match `wna_wn_class_sums` in cuda/white_noise.cu.
-        unsafe { b.launch(launch::config(blocks, super::fused::THREADS, shared)) }
-            .map_err(|e| launch::fail(name, e))?;
+        unsafe {
+            b.launch(launch::config(
+                blocks,
+                super::fused_geometry::THREADS,
+                shared,
+            ))
+        }
+        .map_err(|e| launch::fail(name, e))?;
 
         let reduce = dev.get_or_load_custom_func("wna_wn_reduce", MODULE, PTX)?;
         let mut total = dev.alloc_zeros::<f64>(width)?;

@@ -8,6 +8,7 @@ mod classify;
 mod data_noise;
 mod device_sum;
 pub mod fused;
+mod fused_geometry;
 pub mod fused_ops;
 mod layer_sums;
 mod phases;
@@ -20,5 +21,5 @@ pub use data_noise::DataNoise;
 pub use stimuli::{noise_tensor, NoiseKind, Stimuli, NOISE_STREAM};
 pub use templates::template_scores;
 
-pub(crate) const SIDE: usize = 28;
-pub(crate) const PIXELS: usize = SIDE * SIDE;
+pub const SIDE: usize = 28;
+pub const PIXELS: usize = SIDE * SIDE;

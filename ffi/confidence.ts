@@ -1,12 +1,13 @@
 /**
- * A population of LeNet-5s trained side by side in native code (`native/src/population/`):
- * members share a seed (their initial weights and shuffle) and a batch size, and each keeps its
- * own optimiser, learning rate, weight decay and initialisation.
+ * The confidence study across the boundary (`native/src/abi/confidence.rs`): a population of
+ * LeNet-5s trained side by side in native code (members share a seed, their initial weights and
+ * shuffle, and a batch size, and each keeps its own optimiser, learning rate, weight decay and
+ * initialisation), the labelled pairs of one checkpoint, and the meta-networks that predict a
+ * classifier's confidence from its data flow.
  * @module
  */
-import { type NdArray, type ProgressCallback, readArrays, withProgress } from "./arrays.ts";
-import { unwrap } from "./errors.ts";
-import { errorBuffer, native, optionsJson, utf8 } from "./native.ts";
+import { arraySetCall, type NdArray, type ProgressCallback, withProgress } from "./arrays.ts";
+import { call, callAsync, optionsJson, utf8 } from "./native.ts";
 import { NativeHandle } from "./handle.ts";
 
 /** The study's optimisers, as PyTorch defines them (SGD without momentum; Adam with L2). */
@@ -42,14 +43,15 @@ const EVALUATE = 0xffff_ffff_ffff_ffffn;
  * LeNet-5s trained together. Free it with `using` or `close()`.
  * @example
  * ```ts
- * import { Population } from "./population.ts";
+ * import assert from "node:assert/strict";
+ * import { Population } from "./confidence.ts";
  * using pop = Population.create({
  *   seed: 0,
  *   batchSize: 2,
  *   members: [{ optimizer: "sgd", lr: 0.01, weightDecay: 0, init: "default" }],
  * });
  * const [m] = await pop.trainEpoch(new Float32Array(2 * 784), new Uint8Array([3, 4]), 0);
- * console.assert(Number.isFinite(m.loss));
+ * assert.ok(Number.isFinite(m.loss));
  * ```
  */
 export class Population extends NativeHandle {
@@ -69,11 +71,7 @@ export class Population extends NativeHandle {
   static create(options: PopulationOptions): Population {
     const json = optionsJson("population", options);
     const out = new BigUint64Array(1);
-    const err = errorBuffer();
-    unwrap(
-      native().wna_population_new(json, BigInt(json.length), out, err, BigInt(err.length)),
-      err,
-    );
+    call("wna_population_new", json, BigInt(json.length), out);
     return new Population(out[0], options.members.length);
   }
 
@@ -84,24 +82,19 @@ export class Population extends NativeHandle {
     onProgress?: ProgressCallback,
   ): Promise<MemberMetrics[]> {
     const out = new Float64Array(2 * this.size);
-    const err = errorBuffer();
     const handle = this.handle;
-    await withProgress(async (counters) =>
-      unwrap(
-        await native().wna_population_run(
-          handle,
-          images,
-          BigInt(images.length),
-          labels,
-          BigInt(labels.length),
-          epoch,
-          counters,
-          out,
-          BigInt(out.length),
-          err,
-          BigInt(err.length),
-        ),
-        err,
+    await withProgress((counters) =>
+      callAsync(
+        "wna_population_run",
+        handle,
+        images,
+        BigInt(images.length),
+        labels,
+        BigInt(labels.length),
+        epoch,
+        counters,
+        out,
+        BigInt(out.length),
       ), onProgress);
     return Array.from({ length: this.size }, (_, i) => ({
       loss: out[2 * i],
@@ -151,18 +144,7 @@ export class Population extends NativeHandle {
    */
   save(index: number, path: string): void {
     const p = utf8(path);
-    const err = errorBuffer();
-    unwrap(
-      native().wna_population_save(
-        this.handle,
-        BigInt(index),
-        p,
-        BigInt(p.length),
-        err,
-        BigInt(err.length),
-      ),
-      err,
-    );
+    call("wna_population_save", this.handle, BigInt(index), p, BigInt(p.length));
   }
 }
 
@@ -205,7 +187,7 @@ interface LabelledImages {
 }
 
 /**
- * The confidence study's pairs of one saved LeNet-5 (`native/src/population/pairs.rs`).
+ * The confidence study's pairs of one saved LeNet-5 (`native/src/confidence/pairs.rs`).
  * @param weights a member's checkpoint
  * @param test the test set: images are picked from it in order
  * @param reference labelled training images for the trust score
@@ -221,11 +203,10 @@ export async function lenetPairs(
   onProgress?: ProgressCallback,
 ): Promise<ModelPairs> {
   const json = optionsJson("pairs", { weights, ...options });
-  const out = new BigUint64Array(1);
-  const err = errorBuffer();
-  await withProgress(async (counters) =>
-    unwrap(
-      await native().wna_lenet_pairs(
+  const { arrays: a, summary } = await arraySetCall<{ testAccuracy: number }>(
+    (counters, out) =>
+      callAsync(
+        "wna_lenet_pairs",
         json,
         BigInt(json.length),
         test.images,
@@ -238,12 +219,9 @@ export async function lenetPairs(
         BigInt(reference.labels.length),
         counters,
         out,
-        err,
-        BigInt(err.length),
       ),
-      err,
-    ), onProgress);
-  const a = readArrays(out[0]);
+    onProgress,
+  );
   const ints = (x: NdArray) => Int32Array.from(x.data);
   return {
     imageId: ints(a.imageId),
@@ -254,6 +232,76 @@ export async function lenetPairs(
     maxSoftmax: a.maxSoftmax.data,
     trust: a.trust.data,
     flow: { pool2: a.pool2, fc1: a.fc1, fc2: a.fc2, fc3: a.fc3 },
-    testAccuracy: a.testAccuracy.data[0],
+    testAccuracy: summary.testAccuracy,
   };
+}
+
+/** The three meta-network bodies. */
+export type MetaKind = "rnn" | "lstm" | "transformer";
+/** What a meta-network predicts: the confidence ratio, or whether the prediction is right. */
+export type MetaTask = "regression" | "classification";
+
+/** A meta-network's settings; the native side holds every default. */
+export interface MetaOptions {
+  kind: MetaKind;
+  task: MetaTask;
+  /** Token width. @default 256 */
+  width?: number;
+  /** @default 4 */
+  layers?: number;
+  /** Transformer heads. @default 8 */
+  heads?: number;
+  /** Transformer feed-forward width. @default 2048 */
+  feedForward?: number;
+  /** @default 5 */
+  epochs?: number;
+  /** @default 128 */
+  batchSize?: number;
+  /** Adam's learning rate. @default 1e-3 (RNN, LSTM) or 1e-4 (Transformer) */
+  lr?: number;
+  /** Keys the initialisation and the shuffle. @default 0 */
+  seed?: number;
+}
+
+/** Values per pair: maxpool2 (256), fc1 (120), fc2 (84) and fc3 (10) side by side. */
+export const META_FEATURES = 470;
+
+/**
+ * Trains one meta-network on the training rows and predicts the test rows.
+ * @param options kind, task and training settings
+ * @param features n x 470 data flow, one row per pair
+ * @param targets n ratios (regression) or 0/1 correctness (classification)
+ * @param train row indices to train on
+ * @param test row indices to predict
+ * @param onProgress called with training rows done
+ * @returns per test row, the predicted ratio or P(right)
+ */
+export async function fitMetaNet(
+  options: MetaOptions,
+  features: Float32Array,
+  targets: Float32Array,
+  train: Uint32Array,
+  test: Uint32Array,
+  onProgress?: ProgressCallback,
+): Promise<Float32Array> {
+  const json = optionsJson("metanet", options);
+  const out = new Float32Array(test.length);
+  await withProgress((counters) =>
+    callAsync(
+      "wna_metanet_fit",
+      json,
+      BigInt(json.length),
+      features,
+      BigInt(features.length),
+      targets,
+      BigInt(targets.length),
+      train,
+      BigInt(train.length),
+      test,
+      BigInt(test.length),
+      counters,
+      out,
+      BigInt(out.length),
+    ), onProgress);
+  return out;
 }

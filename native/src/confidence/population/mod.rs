@@ -7,7 +7,6 @@
 
 pub mod init;
 pub mod lenet;
-pub mod pairs;
 #[cfg(target_arch = "x86_64")]
 mod simd;
 

@@ -8,6 +8,8 @@
 //! into the space the generator writes in, so fakes go into the discriminator as they are and
 //! `generate` maps them back to pixels with the same two numbers.
 
+pub mod frechet;
+
 use crate::error::{Error, Result};
 use crate::model::{check_images, Model};
 use crate::optim::{Kind, Optimizer};
@@ -16,7 +18,10 @@ use crate::progress::Progress;
 use crate::spec::Output;
 use candle_core::{Tensor, D};
 
-#[derive(Debug, Clone, Copy)]
+/// One GAN epoch's settings; `ffi/gan.ts` sends every field (the classic MLP GAN's Adam 2e-4,
+/// beta1 0.5, batch 128 are its defaults).
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GanConfig {
     pub batch_size: usize,
     pub lr: f64,

@@ -5,12 +5,19 @@
 //! one) and its correctness, and record its data flow (maxpool2, fc1, fc2, fc3) with two
 //! baselines: the max-softmax probability and a trust score (Jiang et al., 2018).
 
-use super::lenet::{self, Scratch, CLASSES, FC2, PARAMS};
-use super::{check_data, FlushDenormals, PIXELS};
+use super::population::lenet::{self, Scratch, CLASSES, FC2, PARAMS};
+use super::population::{check_data, FlushDenormals, PIXELS};
 use crate::arrays::Arrays;
 use crate::error::{Error, Result};
 use crate::philox::Philox;
 use crate::progress::Progress;
+
+/// The scalar of a checkpoint's pairs: its accuracy on the whole test set.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PairsSummary {
+    test_accuracy: f64,
+}
 use rayon::prelude::*;
 use serde::Deserialize;
 
@@ -268,6 +275,8 @@ pub fn pairs(
     out.insert("fc1", vec![m, lenet::FC1], fc1);
     out.insert("fc2", vec![m, FC2], fc2);
     out.insert("fc3", vec![m, CLASSES], fc3);
-    out.insert("testAccuracy", vec![1], vec![accuracy]);
+    out.set_summary(&PairsSummary {
+        test_accuracy: accuracy as f64,
+    })?;
     Ok(out)
 }
