@@ -1,10 +1,99 @@
 /**
- * Small helpers shared by the scripts: number flags checked with clear messages, and the exit
+ * What the scripts share: the common flags, parsed the same way everywhere; unknown flags
+ * refused with the closest valid one; number flags checked with clear messages; and the exit
  * path for errors, which turns a refused permission into the command that works.
  * @module
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { modelNames } from "../ffi/model.ts";
 import { permissionFlags, taskOfScript } from "./tasks.ts";
+
+/** The flags most tasks take, declared once. */
+export const COMMON_FLAGS = {
+  model: { type: "string" },
+  dataset: { type: "string" },
+  seed: { type: "string" },
+  device: { type: "string" },
+  out: { type: "string" },
+  "data-dir": { type: "string" },
+  checkpoint: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type Common = typeof COMMON_FLAGS;
+
+/** The named common flags, and `--help`, for a script's `parseFlags`. */
+export function commonFlags<K extends keyof Common>(...names: K[]): Pick<Common, K | "help"> {
+  const picked = { help: COMMON_FLAGS.help } as Record<string, unknown>;
+  for (const n of names) picked[n] = COMMON_FLAGS[n];
+  return picked as Pick<Common, K | "help">;
+}
+
+/** The datasets a task trains or analyses on. */
+export const DATASETS = ["mnist", "fashion"] as const;
+/** The devices a task runs on. */
+export const DEVICES = ["cpu", "cuda", "auto"] as const;
+
+/** `--model`: a built-in network's name, as the library lists them. */
+export function modelFlag(value: string | undefined, fallback = "smaller"): string {
+  return choiceFlag("model", value, modelNames(), fallback);
+}
+
+/** `--dataset`: mnist or fashion. */
+export function datasetFlag(
+  value: string | undefined,
+  fallback: typeof DATASETS[number] = "mnist",
+): typeof DATASETS[number] {
+  return choiceFlag("dataset", value, DATASETS, fallback);
+}
+
+/** `--seed`: a whole number >= 0. */
+export function seedFlag(value: string | undefined, fallback = 0): number {
+  return numberFlag("seed", value, fallback, { integer: true, min: 0 });
+}
+
+/** `--device`: cpu, cuda or auto. */
+export function deviceFlag(value: string | undefined): typeof DEVICES[number] {
+  return choiceFlag("device", value, DEVICES, "cpu");
+}
+
+/** Edit distance between two flag names, for "did you mean". */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length];
+}
+
+/** The valid flag closest to `name`, when it is close enough to be a typo. */
+export function closestFlag(name: string, valid: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const v of valid) {
+    const d = distance(name, v);
+    if (d < bestDistance) [best, bestDistance] = [v, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+/** Throws for the first `--flag` in `args` that `options` does not declare, naming the closest. */
+function rejectUnknown(options: ParseArgsOptionsConfig, args: readonly string[]): void {
+  const valid = Object.keys(options);
+  for (const a of args) {
+    if (a === "--") return;
+    const m = a.match(/^--([^=]+)/);
+    if (!m || valid.includes(m[1])) continue;
+    const near = closestFlag(m[1], valid);
+    throw new TypeError(
+      `unknown flag --${m[1]}${near ? ` (did you mean --${near}?)` : ""}; --help lists them`,
+    );
+  }
+}
 
 /**
  * `parseArgs` over `Deno.args`, where a negative number after a flag (`--samples -5`) is that
@@ -22,6 +111,7 @@ export function parseFlags<T extends ParseArgsOptionsConfig>(options: T, args = 
       joined[joined.length - 1] = `${prev}=${a}`;
     } else joined.push(a);
   }
+  rejectUnknown(options, joined);
   return parseArgs({ args: joined, options });
 }
 

@@ -3,7 +3,7 @@
  * zoo, several seeds, beside the study's Table 1. Resumes: finished runs are kept.
  * @module
  */
-import { choiceFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
+import { commonFlags, deviceFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { runAugment } from "../lib/augment.ts";
 
@@ -18,12 +18,9 @@ improvement.svg/png and report.html.`;
 
 runMain(async () => {
   const { values } = parseFlags({
+    ...commonFlags("out", "data-dir", "device"),
     seeds: { type: "string" },
     quick: { type: "boolean" },
-    out: { type: "string" },
-    "data-dir": { type: "string" },
-    device: { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${HELP}\n${permissionsHelp("augment")}`);
   const quick = values.quick ?? false;
@@ -32,7 +29,7 @@ runMain(async () => {
     quick,
     outDir: values.out ?? (quick ? "out/augment-quick" : "out/augment"),
     dataDir: values["data-dir"],
-    device: choiceFlag("device", values.device, ["cpu", "cuda", "auto"] as const, "cpu"),
+    device: deviceFlag(values.device),
   });
   console.log("T    net  accuracy   ±sd   impr.  study impr.");
   for (const e of entries) {

@@ -4,7 +4,7 @@
  * @module
  */
 import { BACKDOOR_DEFAULTS as D, runBackdoor } from "../lib/backdoor.ts";
-import { choiceFlag, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
+import { commonFlags, datasetFlag, numberFlag, parseFlags, runMain, seedFlag } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 
 const HELP = `usage: deno task backdoor [options]
@@ -21,22 +21,18 @@ const HELP = `usage: deno task backdoor [options]
 
 runMain(async () => {
   const { values } = parseFlags({
-    dataset: { type: "string" },
+    ...commonFlags("dataset", "seed", "out", "data-dir"),
     target: { type: "string" },
     fraction: { type: "string" },
     patch: { type: "string" },
     epochs: { type: "string" },
     samples: { type: "string" },
     "flag-ratio": { type: "string" },
-    seed: { type: "string" },
-    out: { type: "string" },
-    "data-dir": { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${HELP}\n${permissionsHelp("backdoor")}`);
-  const dataset = choiceFlag("dataset", values.dataset, ["mnist", "fashion"] as const, D.dataset);
+  const dataset = datasetFlag(values.dataset, D.dataset);
   const target = numberFlag("target", values.target, D.target, { integer: true, min: 0, max: 9 });
-  const seed = numberFlag("seed", values.seed, D.seed, { integer: true, min: 0 });
+  const seed = seedFlag(values.seed, D.seed);
   const outDir = values.out ?? `out/backdoor/${dataset}-t${target}-s${seed}`;
   const s = await runBackdoor({
     outDir,

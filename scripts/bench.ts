@@ -12,7 +12,7 @@ import { loadDataset } from "../data/datasets.ts";
 import { ZOO_NETS, ZOO_SCHEDULE } from "../lib/zoo/nets.ts";
 import { type EpochOptions, Model } from "../ffi/model.ts";
 import { nativeVersion } from "../ffi/native.ts";
-import { parseFlags, runMain } from "../lib/cli.ts";
+import { commonFlags, parseFlags, runMain } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../lib/files.ts";
 import { encodeNpy, readNpy } from "../lib/npy.ts";
@@ -85,11 +85,10 @@ interface Row {
 
 runMain(async () => {
   const { values } = parseFlags({
+    ...commonFlags("out"),
     quick: { type: "boolean" },
     "no-peer": { type: "boolean" },
     python: { type: "string" },
-    out: { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${HELP}\n${permissionsHelp("bench")}`);
   const quick = values.quick ?? false;

@@ -10,7 +10,7 @@
  * soname stands in at link time and the GPU machine's own libcuda.so.1 answers at run time.
  * @module
  */
-import { parseFlags, runMain } from "../lib/cli.ts";
+import { commonFlags, parseFlags, runMain } from "../lib/cli.ts";
 
 const HELP = `usage: deno task build:cuda [options]
   --compute-cap N   GPU architecture (default $CUDA_COMPUTE_CAP or 90, Hopper: H100/H200)
@@ -117,9 +117,9 @@ const PERMISSIONS =
 
 runMain(async () => {
   const { values } = parseFlags({
+    ...commonFlags(),
     "compute-cap": { type: "string" },
     python: { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${HELP}\n${PERMISSIONS}`);
   const cap = values["compute-cap"] ?? Deno.env.get("CUDA_COMPUTE_CAP") ?? "90";

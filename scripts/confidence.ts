@@ -6,7 +6,7 @@
  * labelled models and trained meta-networks are kept.
  * @module
  */
-import { numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
+import { commonFlags, numberFlag, numberList, parseFlags, runMain, seedFlag } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import {
   DEFAULT_COPIES,
@@ -34,6 +34,7 @@ models.json), metanets/ (each fit's test predictions), summary.json, the figures
 
 runMain(async () => {
   const { values } = parseFlags({
+    ...commonFlags("seed", "out", "data-dir"),
     trajectories: { type: "string" },
     full: { type: "boolean" },
     label: { type: "string" },
@@ -41,11 +42,7 @@ runMain(async () => {
     "meta-epochs": { type: "string" },
     "meta-seeds": { type: "string" },
     quick: { type: "boolean" },
-    seed: { type: "string" },
     "no-peer": { type: "boolean" },
-    out: { type: "string" },
-    "data-dir": { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${HELP}\n${permissionsHelp("confidence")}`);
   const quick = values.quick ?? false;
@@ -59,7 +56,7 @@ runMain(async () => {
     copies: int("copies", values.copies),
     metaEpochs: int("meta-epochs", values["meta-epochs"]),
     metaSeeds: numberList("meta-seeds", values["meta-seeds"], META_SEEDS),
-    seed: numberFlag("seed", values.seed, 0, { integer: true, min: 0 }),
+    seed: seedFlag(values.seed),
     peer: !values["no-peer"],
     outDir: values.out ?? (quick ? "out/confidence-quick" : "out/confidence"),
     dataDir: values["data-dir"],

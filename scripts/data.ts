@@ -9,7 +9,7 @@
 import { DATASET_NAMES } from "../data/datasets.ts";
 import { aptInstall, isRootWithApt, prepareDataset } from "../data/prepare.ts";
 import { findChromium } from "../lib/chromium.ts";
-import { choiceFlag, parseFlags, runMain } from "../lib/cli.ts";
+import { choiceFlag, commonFlags, parseFlags, runMain } from "../lib/cli.ts";
 
 const HELP =
   `usage: deno task data [--dataset mnist|fashion|all] [--data-dir DIR] [--no-apt] [--browser]
@@ -33,11 +33,9 @@ const PERMISSIONS =
 
 runMain(async () => {
   const { values } = parseFlags({
-    dataset: { type: "string" },
-    "data-dir": { type: "string" },
+    ...commonFlags("dataset", "data-dir"),
     "no-apt": { type: "boolean" },
     browser: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${HELP}\n${PERMISSIONS}`);
   const which = choiceFlag("dataset", values.dataset, [...DATASET_NAMES, "all"] as const, "all");

@@ -3,7 +3,15 @@
  * With no `--checkpoint`, trains (once, then cached) the six MNIST case-study nets.
  * @module
  */
-import { choiceFlag, numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
+import {
+  commonFlags,
+  deviceFlag,
+  numberFlag,
+  numberList,
+  parseFlags,
+  runMain,
+  seedFlag,
+} from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { DEFAULT_EPS, runFgsm } from "../lib/fgsm.ts";
 
@@ -22,20 +30,16 @@ const HELP = `usage: deno task fgsm [options]
 
 runMain(async () => {
   const { values } = parseFlags({
+    ...commonFlags("seed", "out", "data-dir", "device"),
     checkpoint: { type: "string", multiple: true },
     eps: { type: "string" },
     "example-eps": { type: "string" },
     "test-images": { type: "string" },
     epochs: { type: "string" },
     "train-limit": { type: "string" },
-    seed: { type: "string" },
-    out: { type: "string" },
-    "data-dir": { type: "string" },
-    device: { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${HELP}\n${permissionsHelp("fgsm")}`);
-  const seed = numberFlag("seed", values.seed, 0, { integer: true, min: 0 });
+  const seed = seedFlag(values.seed);
   const checkpoints = values.checkpoint ?? [];
   for (const c of checkpoints) {
     await Deno.stat(c).catch(() => {
@@ -56,7 +60,7 @@ runMain(async () => {
     seed,
     outDir: values.out ?? `out/fgsm/${checkpoints.length ? "custom" : "mnist"}-${seed}`,
     dataDir: values["data-dir"],
-    device: choiceFlag("device", values.device, ["cpu", "cuda", "auto"] as const, "cpu"),
+    device: deviceFlag(values.device),
   });
   const rows = Object.entries(summary.accuracy).map(([net, accs]) =>
     `${net.padEnd(8)} ${accs.map((a) => (100 * a).toFixed(1).padStart(6)).join("")}`

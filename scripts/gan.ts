@@ -2,7 +2,15 @@
  * `deno task gan`: a GAN on MNIST, judged per epoch, with interpolations and t-SNE maps.
  * @module
  */
-import { choiceFlag, numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
+import {
+  choiceFlag,
+  commonFlags,
+  numberFlag,
+  numberList,
+  parseFlags,
+  runMain,
+  seedFlag,
+} from "../lib/cli.ts";
 import { runGan } from "../lib/gan.ts";
 import { GAN_DEFAULTS as D, GAN_NAMES } from "../lib/gan/specs.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
@@ -30,9 +38,9 @@ and the resumable state (both networks, their optimisers, the best generator) un
 
 runMain(async () => {
   const { values } = parseFlags({
+    ...commonFlags("seed", "out", "data-dir"),
     gan: { type: "string" },
     epochs: { type: "string" },
-    seed: { type: "string" },
     "train-images": { type: "string" },
     "quality-samples": { type: "string" },
     lr: { type: "string" },
@@ -41,13 +49,10 @@ runMain(async () => {
     pairs: { type: "string" },
     "tsne-sizes": { type: "string" },
     "fgsm-eps": { type: "string" },
-    out: { type: "string" },
-    "data-dir": { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${HELP}\n${permissionsHelp("gan")}`);
   const gan = choiceFlag("gan", values.gan, GAN_NAMES, D.gan);
-  const seed = numberFlag("seed", values.seed, D.seed, { integer: true, min: 0 });
+  const seed = seedFlag(values.seed, D.seed);
   const optional = (name: string, v: string | undefined, integer: boolean, min: number) =>
     v === undefined ? undefined : numberFlag(name, v, min, { integer, min });
   await runGan({

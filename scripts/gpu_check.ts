@@ -21,7 +21,7 @@ import { gzipSync } from "node:zlib";
 import { readIdx } from "../data/idx.ts";
 import { analysisArrays, Model } from "../ffi/model.ts";
 import { nativeVersion } from "../ffi/native.ts";
-import { choiceFlag, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
+import { choiceFlag, commonFlags, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
 import { encodeNpy } from "../lib/npy.ts";
 
 const HELP = `usage: deno run --no-config --no-lock -A scripts/gpu_check.ts [options]
@@ -115,14 +115,12 @@ const PERMISSIONS =
 
 runMain(async () => {
   const { values } = parseFlags({
+    ...commonFlags("out", "device"),
     prepare: { type: "boolean" },
     data: { type: "string" },
-    out: { type: "string" },
     python: { type: "string" },
     "no-peer": { type: "boolean" },
     "noise-samples": { type: "string" },
-    device: { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${HELP}\n${PERMISSIONS}`);
   if (values.prepare) return await prepare();

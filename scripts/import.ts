@@ -4,7 +4,7 @@
  * @module
  */
 import { DATASET_NAMES } from "../data/datasets.ts";
-import { choiceFlag, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
+import { choiceFlag, commonFlags, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
 import { importOnnx, importPytorch, modelStem } from "../lib/import.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 
@@ -25,16 +25,13 @@ Then: deno task noise-maps --checkpoint <out> (and fgsm, sta, visualise).`;
 
 runMain(async () => {
   const { values } = parseFlags({
+    ...commonFlags("dataset", "out", "data-dir"),
     spec: { type: "string" },
     weights: { type: "string" },
     onnx: { type: "string" },
     mean: { type: "string" },
     std: { type: "string" },
     classes: { type: "string" },
-    dataset: { type: "string" },
-    out: { type: "string" },
-    "data-dir": { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${HELP}\n${permissionsHelp("import")}`);
   const pytorch = values.spec !== undefined || values.weights !== undefined;

@@ -4,7 +4,18 @@
  * @module
  */
 import { modelNames } from "../ffi/model.ts";
-import { choiceFlag, numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
+import {
+  choiceFlag,
+  commonFlags,
+  datasetFlag,
+  deviceFlag,
+  modelFlag,
+  numberFlag,
+  numberList,
+  parseFlags,
+  runMain,
+  seedFlag,
+} from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { NOISE_MAPS_DEFAULTS as D, runNoiseMaps } from "../lib/noise_maps.ts";
 import { checkpointFromOnnx, modelStem } from "../lib/import.ts";
@@ -44,9 +55,7 @@ const help = () =>
 
 runMain(async () => {
   const { values } = parseFlags({
-    model: { type: "string" },
-    dataset: { type: "string" },
-    checkpoint: { type: "string" },
+    ...commonFlags("model", "dataset", "checkpoint", "seed", "out", "data-dir", "device"),
     onnx: { type: "string" },
     "input-mean": { type: "string" },
     "input-std": { type: "string" },
@@ -58,7 +67,6 @@ runMain(async () => {
     samples: { type: "string" },
     "raw-samples": { type: "string" },
     "batch-size": { type: "string" },
-    seed: { type: "string" },
     threshold: { type: "string" },
     "sta-samples": { type: "string" },
     gamma: { type: "string" },
@@ -69,16 +77,12 @@ runMain(async () => {
     "eval-images": { type: "string" },
     only: { type: "string" },
     epochs: { type: "string" },
-    out: { type: "string" },
-    "data-dir": { type: "string" },
-    device: { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${help()}\n${permissionsHelp("noise-maps")}`);
-  const model = choiceFlag("model", values.model, modelNames(), "smaller");
-  const dataset = choiceFlag("dataset", values.dataset, ["mnist", "fashion"] as const, "mnist");
-  const seed = numberFlag("seed", values.seed, D.seed, { integer: true, min: 0 });
-  const device = choiceFlag("device", values.device, ["cpu", "cuda", "auto"] as const, "cpu");
+  const model = modelFlag(values.model);
+  const dataset = datasetFlag(values.dataset);
+  const seed = seedFlag(values.seed, D.seed);
+  const device = deviceFlag(values.device);
   const gammas = numberList("gammas", values.gammas, [...D.gammas]);
   if (gammas.some((g) => g < 0 || g > 1)) {
     throw new RangeError(`invalid --gammas: each must be in [0, 1]`);

@@ -4,7 +4,18 @@
  * @module
  */
 import { modelNames } from "../ffi/model.ts";
-import { choiceFlag, numberFlag, numberList, parseFlags, runMain } from "../lib/cli.ts";
+import {
+  choiceFlag,
+  commonFlags,
+  datasetFlag,
+  deviceFlag,
+  modelFlag,
+  numberFlag,
+  numberList,
+  parseFlags,
+  runMain,
+  seedFlag,
+} from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { defaultBatchSize, trainModel } from "../lib/training.ts";
 
@@ -25,8 +36,7 @@ const help = () =>
 
 runMain(async () => {
   const { values } = parseFlags({
-    model: { type: "string" },
-    dataset: { type: "string" },
+    ...commonFlags("model", "dataset", "seed", "out", "data-dir", "device"),
     epochs: { type: "string" },
     "batch-size": { type: "string" },
     "lr-max": { type: "string" },
@@ -34,19 +44,14 @@ runMain(async () => {
     "weight-decay": { type: "string" },
     patience: { type: "string" },
     optimizer: { type: "string" },
-    seed: { type: "string" },
     limit: { type: "string" },
     blocks: { type: "string" },
-    out: { type: "string" },
     resume: { type: "boolean" },
-    "data-dir": { type: "string" },
-    device: { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${help()}\n${permissionsHelp("train")}`);
-  const model = choiceFlag("model", values.model, modelNames(), "smaller");
-  const dataset = choiceFlag("dataset", values.dataset, ["mnist", "fashion"] as const, "mnist");
-  const seed = numberFlag("seed", values.seed, 0, { integer: true, min: 0 });
+  const model = modelFlag(values.model);
+  const dataset = datasetFlag(values.dataset);
+  const seed = seedFlag(values.seed);
   await trainModel({
     model,
     dataset,
@@ -73,6 +78,6 @@ runMain(async () => {
     outDir: values.out ?? `checkpoints/${dataset}-${model}-s${seed}`,
     resume: values.resume ?? false,
     dataDir: values["data-dir"],
-    device: choiceFlag("device", values.device, ["cpu", "cuda", "auto"] as const, "cpu"),
+    device: deviceFlag(values.device),
   });
 });

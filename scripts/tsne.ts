@@ -2,7 +2,15 @@
  * `deno task tsne`: a t-SNE map of a `.npy` matrix, or of the MNIST test set.
  * @module
  */
-import { choiceFlag, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
+import {
+  choiceFlag,
+  commonFlags,
+  datasetFlag,
+  numberFlag,
+  parseFlags,
+  runMain,
+  seedFlag,
+} from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { runTsne, TSNE_DEFAULTS as D } from "../lib/tsne.ts";
 
@@ -24,9 +32,9 @@ Writes embedding.npy (n x 2), embedding.svg/png, summary.json and report.html.`;
 
 runMain(async () => {
   const { values } = parseFlags({
+    ...commonFlags("dataset", "seed", "out", "data-dir"),
     input: { type: "string" },
     labels: { type: "string" },
-    dataset: { type: "string" },
     limit: { type: "string" },
     perplexity: { type: "string" },
     iterations: { type: "string" },
@@ -34,16 +42,12 @@ runMain(async () => {
     "pca-dims": { type: "string" },
     method: { type: "string" },
     init: { type: "string" },
-    seed: { type: "string" },
-    out: { type: "string" },
-    "data-dir": { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${HELP}\n${permissionsHelp("tsne")}`);
   if (values.labels && !values.input) {
     throw new Error("--labels colours an --input matrix; the test set brings its own labels");
   }
-  const dataset = choiceFlag("dataset", values.dataset, ["mnist", "fashion"] as const, D.dataset);
+  const dataset = datasetFlag(values.dataset, D.dataset);
   const optional = (name: string, v: string | undefined, integer: boolean, min: number) =>
     v === undefined ? undefined : numberFlag(name, v, min, { integer, min });
   const stem = values.input?.split("/").pop()?.replace(/\.npy$/, "") ?? dataset;
@@ -65,7 +69,7 @@ runMain(async () => {
       init: values.init === undefined
         ? undefined
         : choiceFlag("init", values.init, ["pca", "random"] as const, "pca"),
-      seed: numberFlag("seed", values.seed, D.seed, { integer: true, min: 0 }),
+      seed: seedFlag(values.seed, D.seed),
     },
   });
 });

@@ -3,7 +3,7 @@
  * white-noise classification images.
  * @module
  */
-import { choiceFlag, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
+import { commonFlags, datasetFlag, numberFlag, parseFlags, runMain, seedFlag } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { defaultCheckpoint } from "../lib/training.ts";
 import { runVisualise, VISUALISE_DEFAULTS as D } from "../lib/visualise.ts";
@@ -21,18 +21,13 @@ arrays as .npy, summary.json and report.html.`;
 
 runMain(async () => {
   const { values } = parseFlags({
-    checkpoint: { type: "string" },
-    dataset: { type: "string" },
+    ...commonFlags("checkpoint", "dataset", "seed", "out", "data-dir"),
     "feature-steps": { type: "string" },
     "noise-samples": { type: "string" },
-    seed: { type: "string" },
-    out: { type: "string" },
-    "data-dir": { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${HELP}\n${permissionsHelp("visualise")}`);
-  const seed = numberFlag("seed", values.seed, D.seed, { integer: true, min: 0 });
-  const dataset = choiceFlag("dataset", values.dataset, ["mnist", "fashion"] as const, "mnist");
+  const seed = seedFlag(values.seed, D.seed);
+  const dataset = datasetFlag(values.dataset);
   const checkpoint = values.checkpoint ??
     await defaultCheckpoint({ model: "smaller", dataset, seed, dataDir: values["data-dir"] });
   const run = checkpoint.split("/").slice(-2, -1)[0] ?? "run";

@@ -3,7 +3,7 @@
  * and sets their test accuracy beside the study's. Resumes: finished runs are kept.
  * @module
  */
-import { choiceFlag, numberFlag, parseFlags, runMain } from "../lib/cli.ts";
+import { commonFlags, deviceFlag, parseFlags, runMain, seedFlag } from "../lib/cli.ts";
 import { permissionsHelp } from "../lib/tasks.ts";
 import { runZoo } from "../lib/zoo.ts";
 import { ZOO_NETS } from "../lib/zoo/nets.ts";
@@ -20,23 +20,19 @@ checkpoint per run (checkpoints/zoo-<net>-<size>.safetensors) that noise-maps an
 
 runMain(async () => {
   const { values } = parseFlags({
+    ...commonFlags("seed", "out", "data-dir", "device"),
     nets: { type: "string" },
     quick: { type: "boolean" },
-    seed: { type: "string" },
-    out: { type: "string" },
-    "data-dir": { type: "string" },
-    device: { type: "string" },
-    help: { type: "boolean", short: "h" },
   });
   if (values.help) return console.log(`${HELP}\n${permissionsHelp("zoo")}`);
   const quick = values.quick ?? false;
   const summary = await runZoo({
     nets: values.nets?.split(",").map((s) => s.trim()),
     quick,
-    seed: numberFlag("seed", values.seed, 0, { integer: true, min: 0 }),
+    seed: seedFlag(values.seed),
     outDir: values.out ?? (quick ? "out/zoo-quick" : "out/zoo"),
     dataDir: values["data-dir"],
-    device: choiceFlag("device", values.device, ["cpu", "cuda", "auto"] as const, "cpu"),
+    device: deviceFlag(values.device),
   });
   console.log("net    wna 1k  study 1k   wna 60k  study 60k");
   for (const e of summary.nets) {

@@ -208,6 +208,13 @@ Deno.test("cli: bad flags give one clear line and exit 1", async () => {
     ],
     ["scripts/train.ts", ["--epochs", "0"], /error: invalid --epochs: "0"/],
     [
+      "scripts/noise_maps.ts",
+      ["--sampels", "10"],
+      /error: unknown flag --sampels \(did you mean --samples\?\); --help lists them/,
+    ],
+    ["scripts/gan.ts", ["--epoch", "1"], /error: unknown flag --epoch \(did you mean --epochs\?\)/],
+    ["scripts/tsne.ts", ["--colour=red"], /error: unknown flag --colour; --help lists them/],
+    [
       "scripts/fgsm.ts",
       ["--checkpoint", "/nonexistent/a.safetensors"],
       /error: --checkpoint \/nonexistent\/a.safetensors: no such file/,
