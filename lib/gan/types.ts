@@ -5,7 +5,8 @@
  */
 import type { GanEpochMetrics } from "../../ffi/gan.ts";
 import type { Quality } from "./quality.ts";
-import type { GanSpecs } from "./specs.ts";
+import type { GAN_SPECS, GanSpecs } from "./specs.ts";
+import type { CaseStudyTraining } from "../fgsm/nets.ts";
 import type { TsneMap } from "./tsne_maps.ts";
 
 /** One epoch of the run. */
@@ -50,4 +51,34 @@ export interface GanSummary {
   };
   tsne: Omit<TsneMap, "embedding" | "figure">[];
   seconds: number;
+}
+
+/** Options of `runGan`. */
+export interface GanRunOptions {
+  outDir: string;
+  /** @default "mlp" */
+  gan?: keyof typeof GAN_SPECS;
+  epochs?: number;
+  seed?: number;
+  /** Training images (the first n); all 60,000 by default. */
+  trainImages?: number;
+  /** Samples behind each epoch's quality numbers. */
+  qualitySamples?: number;
+  /** Adam's settings and the batch; the native defaults when absent. */
+  lr?: number;
+  batchSize?: number;
+  /** A classifier checkpoint; default: zoo net 11.1 on 60k images (trained once if missing). */
+  classifier?: string;
+  interpolationPairs?: number;
+  /** Generated digits per t-SNE map. @default [1000, 10000] */
+  tsneSizes?: number[];
+  /** FGSM eps of the N1 activation maps. @default [0.2, 0.6, 1.0] */
+  fgsmEps?: number[];
+  fgsmImages?: number;
+  /** How net N1 is trained when `deno task fgsm` has not cached it (quick runs, tests). */
+  n1Training?: CaseStudyTraining;
+  dataDir?: string;
+  device?: "cpu" | "cuda" | "auto";
+  progress?: boolean;
+  log?: (line: string) => void;
 }
