@@ -4,19 +4,11 @@
  * @module
  */
 import { type Dataset, loadDataset } from "../data/datasets.ts";
-import { Model, type ModelName, type OptimizerName } from "../ffi/model.ts";
+import type { ModelName, OptimizerName } from "../ffi/model.ts";
 import { EPOCH_DEFAULTS } from "../ffi/train.ts";
-import {
-  type EpochRecord,
-  loadCheckpoint,
-  readSidecar,
-  saveCheckpoint,
-  type Sidecar,
-} from "./checkpoint.ts";
-import { writeFileAtomic } from "./files.ts";
-import { encodeNpz } from "./npy.ts";
-import { Plot, plotSvg, svgToPng } from "./plots.ts";
-import { ProgressBar } from "./progress.ts";
+import { loadCheckpoint, saveCheckpoint, type Sidecar } from "./checkpoint.ts";
+import { type Best, type EpochPlan, runEpoch } from "./training/epoch.ts";
+import { startRun } from "./training/start.ts";
 
 /** Options of {@linkcode trainModel}. */
 export interface TrainOptions {
@@ -88,49 +80,6 @@ export function splitValidation(ds: Dataset, fraction: number, seed: number): [D
   return [take(order.slice(nVal)), take(order.slice(0, nVal))];
 }
 
-async function drawHistory(history: EpochRecord[], base: string): Promise<void> {
-  const rows = history.flatMap((h) => [
-    { epoch: h.epoch, split: "train", metric: "loss", value: h.trainLoss },
-    { epoch: h.epoch, split: "validation", metric: "loss", value: h.valLoss },
-    { epoch: h.epoch, split: "train", metric: "accuracy", value: h.trainAccuracy },
-    { epoch: h.epoch, split: "validation", metric: "accuracy", value: h.valAccuracy },
-  ]);
-  const svg = plotSvg({
-    title: "Training history",
-    width: 720,
-    height: 300,
-    fy: { label: null },
-    y: { grid: true, label: null },
-    x: { label: "epoch", tickFormat: "d" },
-    marginRight: 80,
-    marks: [
-      Plot.lineY(rows, {
-        x: "epoch",
-        y: "value",
-        stroke: "split",
-        z: "split",
-        fy: "metric",
-        marker: "circle",
-      }),
-      Plot.text(
-        rows,
-        Plot.selectLast({
-          x: "epoch",
-          y: "value",
-          z: "split",
-          fy: "metric",
-          text: "split",
-          fill: "split",
-          dx: 6,
-          textAnchor: "start",
-        }),
-      ),
-    ],
-  });
-  await writeFileAtomic(`${base}.svg`, svg);
-  await writeFileAtomic(`${base}.png`, await svgToPng(svg));
-}
-
 /**
  * The default mini-batch of a model: 64 for `larger`, whose ResNet needs the extra updates to
  * reach its Fashion-MNIST floor in five epochs (91.22% at 128, 91.60% at 64), 128 otherwise.
@@ -139,6 +88,31 @@ async function drawHistory(history: EpochRecord[], base: string): Promise<void> 
  */
 export function defaultBatchSize(model: string): number {
   return model === "larger" ? 64 : 128;
+}
+
+/** Refuses settings a run cannot use, naming them. */
+function checkSettings(o: {
+  epochs: number;
+  batchSize: number;
+  patience: number;
+  lrMax: number;
+  lrMin: number;
+  valFraction: number;
+}): void {
+  const { epochs, batchSize, patience, lrMax, lrMin, valFraction } = o;
+  for (const [k, v] of Object.entries({ epochs, batchSize, patience })) {
+    if (!Number.isInteger(v) || v < 1) {
+      throw new RangeError(`invalid ${k}: ${v} (expected a whole number >= 1)`);
+    }
+  }
+  if (!(lrMax > 0) || !(lrMin >= 0) || lrMin > lrMax) {
+    throw new RangeError(
+      `invalid learning rates: lr-max ${lrMax}, lr-min ${lrMin} (need 0 <= lr-min <= lr-max, lr-max > 0)`,
+    );
+  }
+  if (!(valFraction > 0 && valFraction < 1)) {
+    throw new RangeError(`invalid val-fraction: ${valFraction} (expected 0 < f < 1)`);
+  }
 }
 
 /**
@@ -163,19 +137,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     resume = false,
     log = console.log,
   } = options;
-  for (const [k, v] of Object.entries({ epochs, batchSize, patience })) {
-    if (!Number.isInteger(v) || v < 1) {
-      throw new RangeError(`invalid ${k}: ${v} (expected a whole number >= 1)`);
-    }
-  }
-  if (!(lrMax > 0) || !(lrMin >= 0) || lrMin > lrMax) {
-    throw new RangeError(
-      `invalid learning rates: lr-max ${lrMax}, lr-min ${lrMin} (need 0 <= lr-min <= lr-max, lr-max > 0)`,
-    );
-  }
-  if (!(valFraction > 0 && valFraction < 1)) {
-    throw new RangeError(`invalid val-fraction: ${valFraction} (expected 0 < f < 1)`);
-  }
+  checkSettings({ epochs, batchSize, patience, lrMax, lrMin, valFraction });
   // Data: a seeded validation split of the training set, and the test set.
   const full = options.data?.train ?? await loadDataset(dataset, "train", {
     dataDir: options.dataDir,
@@ -185,37 +147,19 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     await loadDataset(dataset, "test", { dataDir: options.dataDir });
   const [train, val] = splitValidation(full, valFraction, seed);
   await Deno.mkdir(outDir, { recursive: true });
-  const last = `${outDir}/model.safetensors`;
-  const best = `${outDir}/best.safetensors`;
-  const optState = `${outDir}/optimizer.safetensors`;
-  // Model: fresh, or the last checkpoint with its optimiser state.
-  let model: Model;
-  let history: EpochRecord[] = [];
-  let bestEpoch = -1;
-  let bestAcc = -1;
-  if (resume) {
-    const loaded = await loadCheckpoint(last, options.device).catch((cause) => {
-      throw new Error(
-        `resume: no usable checkpoint in ${outDir} (${cause.message}); run without --resume to start afresh`,
-        { cause },
-      );
-    });
-    model = loaded.model;
-    model.loadOptimizer(optState);
-    history = loaded.sidecar.history;
-    const b = await readSidecar(best).catch(() => undefined);
-    bestEpoch = b?.bestEpoch ?? -1;
-    bestAcc = b?.valAccuracy ?? -1;
-    log(`resuming ${name} on ${dataset} after epoch ${loaded.sidecar.epoch + 1}`);
-  } else {
-    model = Model.create(name, {
-      seed,
-      mean: full.mean,
-      std: full.std,
-      blocks: options.blocks,
-      device: options.device,
-    });
-  }
+  const start = await startRun({
+    name,
+    dataset,
+    outDir,
+    resume,
+    seed,
+    full,
+    log,
+    blocks: options.blocks,
+    device: options.device,
+  });
+  const { model, history } = start;
+  let best: Best = start;
   try {
     const stepsPerEpoch = Math.floor(train.count / batchSize) +
       (train.count % batchSize >= 2 ? 1 : 0);
@@ -244,103 +188,45 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         model.info().parameters.toLocaleString("en")
       } parameters) on ${dataset}: ${train.count} train, ${val.count} validation, ${test.count} test images`,
     );
+    const plan: EpochPlan = {
+      model,
+      train,
+      val,
+      epochs,
+      schedule: { batchSize, lrMax, lrMin, weightDecay, totalSteps, optimizer, seed },
+      lrMin,
+      lrMax,
+      base,
+      outDir,
+      progress: options.progress !== false,
+      log,
+    };
     for (let epoch = history.length; epoch < epochs; epoch++) {
-      if (epoch - bestEpoch > patience && bestEpoch >= 0) {
+      if (epoch - best.bestEpoch > patience && best.bestEpoch >= 0) {
         log(`early stop: no better validation accuracy for ${patience} epochs`);
         break;
       }
-      const t0 = performance.now();
-      const bar = options.progress === false
-        ? undefined
-        : new ProgressBar(`epoch ${epoch + 1}/${epochs}`);
-      const lr = lrMin + 0.5 * (lrMax - lrMin) * (1 + Math.cos(Math.PI * epoch / epochs));
-      const tr = await model.trainEpoch(train.images, train.labels, {
-        batchSize,
-        lrMax,
-        lrMin,
-        weightDecay,
-        totalSteps,
-        optimizer,
-        seed,
-        epoch,
-      }, bar?.callback);
-      const va = await model.evaluate(val.images, val.labels);
-      const record: EpochRecord = {
-        epoch: epoch + 1,
-        trainLoss: tr.loss,
-        trainAccuracy: tr.accuracy,
-        valLoss: va.loss,
-        valAccuracy: va.accuracy,
-        lr,
-        seconds: (performance.now() - t0) / 1000,
-      };
-      history.push(record);
-      bar?.done(
-        `loss ${tr.loss.toFixed(4)}, train ${(100 * tr.accuracy).toFixed(2)}%, validation ${
-          (100 * va.accuracy).toFixed(2)
-        }%`,
-      );
-      if (!bar) {
-        log(
-          `epoch ${epoch + 1}/${epochs}: loss ${tr.loss.toFixed(4)}, train ${
-            (100 * tr.accuracy).toFixed(2)
-          }%, validation ${(100 * va.accuracy).toFixed(2)}%`,
-        );
-      }
-      // Checkpoint every epoch (weights, optimiser, sidecar), best separately.
-      const sidecar = {
-        ...base,
-        epoch,
-        trainAccuracy: tr.accuracy,
-        valAccuracy: va.accuracy,
-        history,
-      };
-      if (va.accuracy > bestAcc) {
-        bestAcc = va.accuracy;
-        bestEpoch = epoch;
-        await saveCheckpoint(model, best, { ...sidecar, bestEpoch });
-      }
-      model.saveOptimizer(optState);
-      await saveCheckpoint(model, last, { ...sidecar, bestEpoch });
-      await writeHistory(history, `${outDir}/history`);
+      best = await runEpoch(plan, epoch, history, best);
     }
   } finally {
     model.close();
   }
   // Test accuracy of the best checkpoint, stored in its sidecar.
-  const { model: bestModel, sidecar } = await loadCheckpoint(best, options.device);
+  const bestPath = `${outDir}/best.safetensors`;
+  const { model: bestModel, sidecar } = await loadCheckpoint(bestPath, options.device);
   try {
     const te = await bestModel.evaluate(test.images, test.labels);
     sidecar.testAccuracy = te.accuracy;
-    await saveCheckpoint(bestModel, best, sidecar);
+    await saveCheckpoint(bestModel, bestPath, sidecar);
     log(
       `test accuracy (best epoch ${sidecar.bestEpoch! + 1}): ${
         (100 * te.accuracy).toFixed(2)
-      }% — checkpoint ${best}`,
+      }% — checkpoint ${bestPath}`,
     );
-    return { checkpoint: best, sidecar, testAccuracy: te.accuracy };
+    return { checkpoint: bestPath, sidecar, testAccuracy: te.accuracy };
   } finally {
     bestModel.close();
   }
-}
-
-async function writeHistory(history: EpochRecord[], base: string): Promise<void> {
-  const col = (k: keyof EpochRecord) => ({
-    data: Float64Array.from(history, (h) => h[k]),
-    shape: [history.length],
-  });
-  await writeFileAtomic(
-    `${base}.npz`,
-    encodeNpz({
-      epoch: col("epoch"),
-      train_loss: col("trainLoss"),
-      train_accuracy: col("trainAccuracy"),
-      val_loss: col("valLoss"),
-      val_accuracy: col("valAccuracy"),
-      lr: col("lr"),
-    }),
-  );
-  await drawHistory(history, base);
 }
 
 /**
