@@ -1,6 +1,8 @@
 //! ONNX import: a model file read (`proto`) and converted to a wna spec and weights (`convert`).
 
 pub mod convert;
+mod layers;
+mod nodes;
 pub mod proto;
 mod residual;
 
