@@ -108,7 +108,9 @@ export async function writeBackdoorReport(
   await writeReport(
     `${outDir}/report.html`,
     `Backdoor detection with classification images (${dataset}, target ${names[target]})`,
-    `${summary.poisonedImages.toLocaleString("en")} of ${train.count.toLocaleString("en")} training ` +
+    `${summary.poisonedImages.toLocaleString("en")} of ${
+      train.count.toLocaleString("en")
+    } training ` +
       `images (${(100 * fraction).toFixed(1)}%) carry a ` +
       `${patch}x${patch} white patch and the label ${names[target]}. Both models: smaller, ` +
       `${epochs} epochs, seed ${seed}. This run took ${summary.seconds.toFixed(0)} s ` +
