@@ -102,22 +102,28 @@ async function channelMeans(model: Model, images: Float32Array, layer: string, c
   return out;
 }
 
-/** Assigns every point to a `grid x grid` cell over the embedding's bounding box. */
+/**
+ * Assigns every point to a `grid x grid` cell over the embedding's 1st to 99th percentile on each
+ * axis; points beyond go to the edge cells. t-SNE's parallel sums are not bit-reproducible, and a
+ * lone far point stretching a min-max box could crowd every other point into a few cells.
+ */
 function cellOf(embedding: Float32Array, grid: number): Int32Array {
   const n = embedding.length / 2;
-  const lo = [Infinity, Infinity], hi = [-Infinity, -Infinity];
-  for (let i = 0; i < n; i++) {
-    for (const d of [0, 1]) {
-      lo[d] = Math.min(lo[d], embedding[2 * i + d]);
-      hi[d] = Math.max(hi[d], embedding[2 * i + d]);
-    }
+  const lo = [0, 0], hi = [0, 0];
+  for (const d of [0, 1]) {
+    const axis = Float64Array.from({ length: n }, (_, i) => embedding[2 * i + d]).sort();
+    lo[d] = axis[Math.floor(0.01 * (n - 1))];
+    hi[d] = axis[Math.ceil(0.99 * (n - 1))];
   }
   const cell = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const [x, y] = [0, 1].map((d) =>
-      Math.min(
-        grid - 1,
-        Math.floor((embedding[2 * i + d] - lo[d]) / (hi[d] - lo[d] + 1e-12) * grid),
+      Math.max(
+        0,
+        Math.min(
+          grid - 1,
+          Math.floor((embedding[2 * i + d] - lo[d]) / (hi[d] - lo[d] + 1e-12) * grid),
+        ),
       )
     );
     // Row 0 at the top, as the scatter draws larger y higher.
