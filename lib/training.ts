@@ -8,7 +8,7 @@ import type { ModelName, OptimizerName } from "../ffi/model.ts";
 import { EPOCH_DEFAULTS } from "../ffi/train.ts";
 import { loadCheckpoint, saveCheckpoint, type Sidecar } from "./checkpoint.ts";
 import { type Best, type EpochPlan, runEpoch } from "./training/epoch.ts";
-import { startRun } from "./training/start.ts";
+import { runFiles, startRun } from "./training/start.ts";
 
 /** Options of {@linkcode trainModel}. */
 export interface TrainOptions {
@@ -212,7 +212,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
     model.close();
   }
   // Test accuracy of the best checkpoint, stored in its sidecar.
-  const bestPath = `${outDir}/best.safetensors`;
+  const bestPath = runFiles(outDir).best;
   const { model: bestModel, sidecar } = await loadCheckpoint(bestPath, options.device);
   try {
     const te = await bestModel.evaluate(test.images, test.labels);

@@ -8,6 +8,7 @@ import type { EpochOptions, Model } from "../../ffi/model.ts";
 import { type EpochRecord, saveCheckpoint, type Sidecar } from "../checkpoint.ts";
 import { ProgressBar } from "../progress.ts";
 import { writeHistory } from "./history.ts";
+import { runFiles } from "./start.ts";
 
 /** What stays fixed over a run's epochs. */
 export interface EpochPlan {
@@ -51,9 +52,7 @@ export async function runEpoch(
 ): Promise<Best> {
   const { model, train, val, epochs, lrMin, lrMax, base, outDir, log } = plan;
   let { bestEpoch, bestAcc } = best;
-  const last = `${outDir}/model.safetensors`;
-  const bestPath = `${outDir}/best.safetensors`;
-  const optState = `${outDir}/optimizer.safetensors`;
+  const { last, best: bestPath, optState } = runFiles(outDir);
   const t0 = performance.now();
   const bar = plan.progress ? new ProgressBar(`epoch ${epoch + 1}/${epochs}`) : undefined;
   const lr = lrMin + 0.5 * (lrMax - lrMin) * (1 + Math.cos(Math.PI * epoch / epochs));

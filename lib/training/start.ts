@@ -7,6 +7,15 @@ import type { Dataset } from "../../data/datasets.ts";
 import { Model, type ModelName } from "../../ffi/model.ts";
 import { type EpochRecord, loadCheckpoint, readSidecar } from "../checkpoint.ts";
 
+/** A run's files in its folder: the last epoch, the best one, and the optimiser state. */
+export function runFiles(outDir: string): { last: string; best: string; optState: string } {
+  return {
+    last: `${outDir}/model.safetensors`,
+    best: `${outDir}/best.safetensors`,
+    optState: `${outDir}/optimizer.safetensors`,
+  };
+}
+
 /** A run's starting point. */
 export interface Start {
   model: Model;
@@ -29,9 +38,7 @@ export async function startRun(o: {
   log: (line: string) => void;
 }): Promise<Start> {
   const { name, dataset, outDir, resume, seed, full, log } = o;
-  const last = `${outDir}/model.safetensors`;
-  const best = `${outDir}/best.safetensors`;
-  const optState = `${outDir}/optimizer.safetensors`;
+  const { last, best, optState } = runFiles(outDir);
   let model: Model;
   let history: EpochRecord[] = [];
   let bestEpoch = -1;
